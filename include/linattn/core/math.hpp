@@ -1,0 +1,80 @@
+// Scalar traits and element-wise math shared by every kernel.
+#pragma once
+
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "linattn/core/tensor.hpp"
+
+namespace linattn {
+
+// States and accumulations run in at least float (SPEC §1: fla keeps states in fp32).
+template <class T>
+struct accumulator {
+  static_assert(std::is_floating_point_v<T>,
+                "linattn kernels are defined for floating-point scalars (float, double)");
+  using type = std::conditional_t<(sizeof(T) < sizeof(float)), float, T>;
+};
+template <class T>
+using acc_t = typename accumulator<T>::type;
+
+namespace detail {
+
+// exp(x) over an array, written as straight-line arithmetic so the compiler vectorises it
+// (std::exp does not vectorise without -ffast-math, and the gates need one exp per
+// element per token: scalar expf cost more than the whole state update in the recurrent form).
+// Cody-Waite reduction x = n·ln2 + r, |r| <= ln2/2, then a Taylor polynomial: degree 7 for
+// float (truncation 1.2e-7 relative, about 1 ulp), degree 12 for double (5e-16).
+// Results below the smallest normal flush to 0 (gates that small are hard resets; SPEC §2
+// calls underflow to 0 harmless), above the largest finite give +inf, NaN propagates.
+template <class F>
+constexpr F inv_factorial(int d) {
+  double f = 1;
+  for (int i = 2; i <= d; ++i) f *= i;
+  return static_cast<F>(1.0 / f);
+}
+
+template <class F>
+inline void exp_inplace(F* x, index_t n) {
+  static_assert(std::is_same_v<F, float> || std::is_same_v<F, double>);
+  using I = std::conditional_t<std::is_same_v<F, float>, std::int32_t, std::int64_t>;
+  constexpr bool is_float = std::is_same_v<F, float>;
+  constexpr F log2e = F(1.4426950408889634);
+  constexpr F ln2_hi = is_float ? F(0.693145751953125) : F(0.6931471803691238);
+  constexpr F ln2_lo = is_float ? F(1.428606765330187e-06) : F(1.9082149292705877e-10);
+  constexpr F lo = is_float ? F(-87.33) : F(-708.39);
+  // hi keeps the biased exponent of 2^n finite (n <= 127 for float, 1023 for double).
+  constexpr F hi = is_float ? F(88.37) : F(709.08);
+  constexpr int mant = is_float ? 23 : 52;
+  constexpr I bias = is_float ? 127 : 1023;
+  constexpr int degree = is_float ? 7 : 12;
+  static constexpr auto coeff = [] {
+    std::array<F, 13> c{};
+    for (int d = 0; d < 13; ++d) c[d] = inv_factorial<F>(d);
+    return c;
+  }();
+  for (index_t i = 0; i < n; ++i) {
+    const F xi = x[i];
+    const F xc = xi < lo ? lo : (xi > hi ? hi : xi);
+    // Round to nearest by the add-and-subtract trick (std::nearbyint blocks vectorisation);
+    // |x·log2e| < 2^22, where the trick is exact.
+    constexpr F shifter = is_float ? F(12582912.0) : F(6755399441055744.0);  // 1.5·2^mant
+    const F nf = (xc * log2e + shifter) - shifter;
+    const F r = (xc - nf * ln2_hi) - nf * ln2_lo;
+    // Horner on 1 + r + r^2/2! + ... + r^d/d!
+    F p = coeff[degree];
+    for (int d = degree - 1; d >= 0; --d) p = p * r + coeff[d];
+    const I e = (static_cast<I>(nf) + bias) << mant;
+    F y = p * std::bit_cast<F>(e);
+    y = xi < lo ? F(0) : y;
+    y = xi > hi ? std::numeric_limits<F>::infinity() : y;
+    x[i] = (xi != xi) ? xi : y;
+  }
+}
+
+}  // namespace detail
+}  // namespace linattn

@@ -1,0 +1,9 @@
+// Umbrella header: everything in linattn. Include the individual headers to compile less.
+#pragma once
+
+#include "linattn/core/check.hpp"
+#include "linattn/core/math.hpp"
+#include "linattn/core/state.hpp"
+#include "linattn/core/tensor.hpp"
+#include "linattn/core/threading.hpp"
+#include "linattn/ops/gla.hpp"

@@ -1,0 +1,432 @@
+// The one gated linear recurrence that GLA, GSA and HGRN are built on (SPEC §2–§4).
+//
+//   S_t = decay_t(S_{t-1}) + k_tᵀ v_t          S: [K, V] per (sequence, head)
+//   o_t = scale · q_t S_t                      (the current token is included, SPEC §8.5)
+//
+// with a log-space gate g_t acting on one axis of S:
+//   GateAxis::key    S[k][v] ← e^{g[k]} S[k][v]   (GLA; GSA pass 2, where the key axis is the slots)
+//   GateAxis::value  S[k][v] ← e^{g[v]} S[k][v]   (GSA pass 1, slots on the value axis; HGRN)
+//
+// Three forms over one (sequence, head) slice, all agreeing to rounding:
+//   recurrent_head  token by token, the state tile held in registers (the reference);
+//   chunk_head      matrix products over chunks of C rows with the sub-chunk scheme of SPEC §2;
+//   step_head       one token on a state in memory (decode).
+//
+// No exponent is ever positive. Every decay factor is a product of per-token factors
+// a_τ = e^{g_τ} ≤ 1 over a span of tokens (prefix products within a chunk for e^{G_t}, suffix
+// products for e^{G_r − G_j}, products from a sub-chunk's first row for e^{ρ − G_j}), so no
+// factor exceeds 1, underflow goes to 0 as it should, and no cumulative sum of gates is
+// differenced: with gates of −1e4 a difference of cumulative sums loses every digit, a product
+// of factors loses at most one ulp per factor.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "linattn/core/check.hpp"
+#include "linattn/core/math.hpp"
+#include "linattn/core/tensor.hpp"
+#include "linattn/core/threading.hpp"
+
+namespace linattn::detail {
+
+enum class GateAxis { key, value };
+
+// One (sequence, head): rows [0, len) of row-major matrices with the given row strides.
+// Element types may differ (GSA feeds its float softmax probabilities as q of pass 2).
+template <class Q, class KT, class VT, class GT, class O>
+struct HeadSlice {
+  const Q* q = nullptr;   // [len, K]
+  const KT* k = nullptr;  // [len, K]
+  const VT* v = nullptr;  // [len, V]
+  const GT* g = nullptr;  // [len, K] (key gate) or [len, V] (value gate); null: no decay
+  O* o = nullptr;         // [len, V]
+  index_t q_rs = 0, k_rs = 0, v_rs = 0, g_rs = 0, o_rs = 0;
+  index_t len = 0, K = 0, V = 0;
+};
+
+template <class Acc>
+using RowMatrix = Eigen::Matrix<Acc, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class Acc>
+using RowMap = Eigen::Map<RowMatrix<Acc>>;
+
+inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+// Copies `rows` rows of width n (row stride rs) into a dense [rows, ld] buffer of Acc,
+// padding columns [n, ld) with `pad`.
+template <class Acc, class T>
+void load_rows(Acc* dst, index_t ld, const T* src, index_t rs, index_t rows, index_t n, Acc pad) {
+  for (index_t r = 0; r < rows; ++r) {
+    const T* s = src + r * rs;
+    Acc* d = dst + r * ld;
+    for (index_t i = 0; i < n; ++i) d[i] = static_cast<Acc>(s[i]);
+    for (index_t i = n; i < ld; ++i) d[i] = pad;
+  }
+}
+
+// a = e^{g} for `rows` rows; with no gate, a = 1.
+template <class Acc, class GT>
+void load_decay(Acc* dst, index_t ld, const GT* g, index_t rs, index_t rows, index_t n) {
+  if (g == nullptr) {
+    std::fill(dst, dst + rows * ld, Acc(1));
+    return;
+  }
+  load_rows(dst, ld, g, rs, rows, n, Acc(0));
+  exp_inplace(dst, rows * ld);  // padding: e^0 = 1
+}
+
+// ---------------------------------------------------------------------------------------
+// Recurrent form.
+//
+// The state is cut into tiles of kKeyTile rows × kValueTile columns small enough to live in
+// vector registers (8 × 32 floats = 16 zmm registers on AVX-512), and each tile is carried
+// through a block of tokens before the next tile is touched, so the inner loop is 3 FMA-class
+// operations per state element per token with operands broadcast from L1 and no state traffic
+// at all. Outputs of the key tiles are summed in a small per-block buffer.
+// ---------------------------------------------------------------------------------------
+
+template <class Acc>
+struct RecurrentTiles {
+  static constexpr index_t kKeyTile = 8;
+  // Two 512-bit vectors per row: enough independent FMA chains to hide latency.
+  static constexpr index_t kValueTile = 128 / static_cast<index_t>(sizeof(Acc));
+  // Tokens per block: the block's q, k, a, v and partial outputs (~100 KB at K=V=128, fp32)
+  // stay in L2 while every tile sweeps them.
+  static constexpr index_t kTimeBlock = 64;
+};
+
+template <class Acc>
+struct RecurrentWorkspace {
+  std::vector<Acc> state, q, k, v, a, o;
+};
+
+template <GateAxis axis, class Acc>
+inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const Acc* __restrict q,
+                           const Acc* __restrict k, const Acc* __restrict a, index_t kld,
+                           const Acc* __restrict v, const Acc* __restrict av, Acc* __restrict o,
+                           index_t vld, index_t steps) {
+  constexpr index_t KB = RecurrentTiles<Acc>::kKeyTile;
+  constexpr index_t VB = RecurrentTiles<Acc>::kValueTile;
+  Acc s[KB][VB];
+#pragma GCC unroll 8
+  for (index_t i = 0; i < KB; ++i)
+#pragma GCC unroll 32
+    for (index_t j = 0; j < VB; ++j) s[i][j] = state_tile[i * state_ld + j];
+
+  for (index_t t = 0; t < steps; ++t) {
+    const Acc* qt = q + t * kld;
+    const Acc* kt = k + t * kld;
+    const Acc* vt = v + t * vld;
+    Acc acc[VB];
+#pragma GCC unroll 32
+    for (index_t j = 0; j < VB; ++j) acc[j] = Acc(0);
+#pragma GCC unroll 8
+    for (index_t i = 0; i < KB; ++i) {
+#pragma GCC unroll 32
+      for (index_t j = 0; j < VB; ++j) {
+        if constexpr (axis == GateAxis::key) {
+          s[i][j] = s[i][j] * a[t * kld + i] + kt[i] * vt[j];
+        } else {
+          s[i][j] = s[i][j] * av[t * vld + j] + kt[i] * vt[j];
+        }
+        acc[j] += qt[i] * s[i][j];
+      }
+    }
+    Acc* ot = o + t * vld;
+#pragma GCC unroll 32
+    for (index_t j = 0; j < VB; ++j) ot[j] += acc[j];
+  }
+
+#pragma GCC unroll 8
+  for (index_t i = 0; i < KB; ++i)
+#pragma GCC unroll 32
+    for (index_t j = 0; j < VB; ++j) state_tile[i * state_ld + j] = s[i][j];
+}
+
+// x: one (sequence, head); S: [K, V] state, read as the initial state and overwritten with
+// the final one.
+template <GateAxis axis, class Slice, class Acc>
+void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& ws) {
+  using Tiles = RecurrentTiles<Acc>;
+  const index_t K = x.K, V = x.V;
+  const index_t Kp = round_up(K, Tiles::kKeyTile), Vp = round_up(V, Tiles::kValueTile);
+  const index_t TB = Tiles::kTimeBlock;
+  // Padded rows and columns hold zeros in the state, q, k and v, so they stay zero.
+  ws.state.assign(static_cast<std::size_t>(Kp * Vp), Acc(0));
+  for (index_t i = 0; i < K; ++i) std::copy(S + i * V, S + (i + 1) * V, ws.state.data() + i * Vp);
+  ws.q.resize(static_cast<std::size_t>(TB * Kp));
+  ws.k.resize(static_cast<std::size_t>(TB * Kp));
+  ws.v.resize(static_cast<std::size_t>(TB * Vp));
+  ws.o.resize(static_cast<std::size_t>(TB * Vp));
+  ws.a.resize(static_cast<std::size_t>(TB * (axis == GateAxis::key ? Kp : Vp)));
+
+  for (index_t t0 = 0; t0 < x.len; t0 += TB) {
+    const index_t tb = std::min(TB, x.len - t0);
+    load_rows(ws.q.data(), Kp, x.q + t0 * x.q_rs, x.q_rs, tb, K, Acc(0));
+    for (index_t i = 0; i < tb * Kp; ++i) ws.q[i] *= scale;
+    load_rows(ws.k.data(), Kp, x.k + t0 * x.k_rs, x.k_rs, tb, K, Acc(0));
+    load_rows(ws.v.data(), Vp, x.v + t0 * x.v_rs, x.v_rs, tb, V, Acc(0));
+    const index_t gn = axis == GateAxis::key ? K : V, gld = axis == GateAxis::key ? Kp : Vp;
+    load_decay(ws.a.data(), gld, x.g ? x.g + t0 * x.g_rs : x.g, x.g_rs, tb, gn);
+    std::fill(ws.o.begin(), ws.o.end(), Acc(0));
+    for (index_t vt = 0; vt < Vp; vt += Tiles::kValueTile) {
+      for (index_t kt = 0; kt < Kp; kt += Tiles::kKeyTile) {
+        recurrent_tile<axis>(ws.state.data() + kt * Vp + vt, Vp, ws.q.data() + kt, ws.k.data() + kt,
+                             ws.a.data() + kt, Kp, ws.v.data() + vt, ws.a.data() + vt,
+                             ws.o.data() + vt, Vp, tb);
+      }
+    }
+    for (index_t t = 0; t < tb; ++t)
+      for (index_t j = 0; j < V; ++j)
+        x.o[(t0 + t) * x.o_rs + j] = static_cast<std::remove_pointer_t<decltype(x.o)>>(ws.o[t * Vp + j]);
+  }
+  for (index_t i = 0; i < K; ++i)
+    std::copy(ws.state.data() + i * Vp, ws.state.data() + i * Vp + V, S + i * V);
+}
+
+// ---------------------------------------------------------------------------------------
+// Chunk form (SPEC §2, §3 "Chunk form"). For a chunk of rows [0, L), r = L-1:
+//   P_t = e^{G_t} = Π_{τ≤t} a_τ (prefix),   R_j = e^{G_r − G_j} = Π_{j<τ≤r} a_τ (suffix)
+// key gate:   O  = (scale·Q ⊙ P) S_in + intra,        S_out = diag(P_r) S_in + (K ⊙ R)ᵀ V
+// value gate: O  = ((scale·Q) S_in) ⊙ P + intra,      S_out = S_in diag(P_r) + Kᵀ (V ⊙ R)
+// intra, per sub-chunk I = [i0, i1) of c rows:
+//   earlier rows j < i0, reference ρ = G_{i0}: W_i = e^{G_i−ρ} (i ∈ I), U_j = e^{ρ−G_j} (j < i0)
+//     key:   O_I += ((scale·Q_I ⊙ W)(K_{<i0} ⊙ U)ᵀ) V_{<i0}
+//     value: O_I += ((scale·Q_I K_{<i0}ᵀ)(V_{<i0} ⊙ U)) ⊙ W
+//   rows j ≤ i inside I element-wise, e^{G_i−G_j} as a running product from j to i.
+// ---------------------------------------------------------------------------------------
+
+// Sub-chunk length: SPEC §2 uses 16 (min(16, C)).
+inline constexpr index_t kSubChunk = 16;
+
+template <class Acc>
+struct ChunkWorkspace {
+  RowMatrix<Acc> q, k, v, a, P, R, Qg, Kg, O, A, U, W, tmp;
+};
+
+template <GateAxis axis, class Slice, class Acc>
+void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorkspace<Acc>& ws) {
+  const index_t K = x.K, V = x.V;
+  const index_t G = axis == GateAxis::key ? K : V;  // gated dimension
+  const index_t sub = std::min(kSubChunk, chunk);
+  RowMap<Acc> S(S_ptr, K, V);
+  ws.q.resize(chunk, K);
+  ws.k.resize(chunk, K);
+  ws.v.resize(chunk, V);
+  ws.a.resize(chunk, G);
+  ws.P.resize(chunk, G);
+  ws.R.resize(chunk, G);
+  ws.O.resize(chunk, V);
+  ws.A.resize(sub, chunk);
+  ws.U.resize(chunk, G);
+  ws.Qg.resize(chunk, K);
+  ws.Kg.resize(chunk, axis == GateAxis::key ? K : V);
+  ws.tmp.resize(sub, V);
+  ws.W.resize(sub, G);
+
+  for (index_t s0 = 0; s0 < x.len; s0 += chunk) {
+    const index_t L = std::min(chunk, x.len - s0);
+    load_rows(ws.q.data(), K, x.q + s0 * x.q_rs, x.q_rs, L, K, Acc(0));
+    load_rows(ws.k.data(), K, x.k + s0 * x.k_rs, x.k_rs, L, K, Acc(0));
+    load_rows(ws.v.data(), V, x.v + s0 * x.v_rs, x.v_rs, L, V, Acc(0));
+    load_decay(ws.a.data(), G, x.g ? x.g + s0 * x.g_rs : x.g, x.g_rs, L, G);
+    auto q = ws.q.topRows(L);
+    auto k = ws.k.topRows(L);
+    auto v = ws.v.topRows(L);
+    auto a = ws.a.topRows(L);
+    auto P = ws.P.topRows(L);
+    auto R = ws.R.topRows(L);
+    auto O = ws.O.topRows(L);
+
+    P.row(0) = a.row(0);
+    for (index_t t = 1; t < L; ++t) P.row(t) = P.row(t - 1).cwiseProduct(a.row(t));
+    R.row(L - 1).setOnes();
+    for (index_t j = L - 2; j >= 0; --j) R.row(j) = R.row(j + 1).cwiseProduct(a.row(j + 1));
+
+    // Inter-chunk part, from the state entering the chunk.
+    if constexpr (axis == GateAxis::key) {
+      auto Qg = ws.Qg.topRows(L);
+      Qg = (q * scale).cwiseProduct(P);
+      O.noalias() = Qg * S;
+    } else {
+      O.noalias() = (q * scale) * S;
+      O = O.cwiseProduct(P);
+    }
+
+    // Intra-chunk part.
+    for (index_t i0 = 0; i0 < L; i0 += sub) {
+      const index_t c = std::min(sub, L - i0);
+      // W_i = e^{G_i − ρ} = Π_{i0<τ≤i} a_τ over the gated dimension.
+      auto Wg = ws.W.topRows(c);
+      Wg.row(0).setOnes();
+      for (index_t i = 1; i < c; ++i) Wg.row(i) = Wg.row(i - 1).cwiseProduct(a.row(i0 + i));
+      if (i0 > 0) {
+        auto U = ws.U.topRows(i0);  // U_j = Π_{j<τ≤i0} a_τ
+        U.row(i0 - 1) = a.row(i0);
+        for (index_t j = i0 - 2; j >= 0; --j) U.row(j) = U.row(j + 1).cwiseProduct(a.row(j + 1));
+        auto A = ws.A.topLeftCorner(c, i0);
+        if constexpr (axis == GateAxis::key) {
+          auto KU = ws.Kg.topRows(i0);
+          KU = k.topRows(i0).cwiseProduct(U);
+          A.noalias() = (q.middleRows(i0, c) * scale).cwiseProduct(Wg) * KU.transpose();
+          O.middleRows(i0, c).noalias() += A * v.topRows(i0);
+        } else {
+          auto VU = ws.Kg.topRows(i0);
+          VU = v.topRows(i0).cwiseProduct(U);
+          A.noalias() = (q.middleRows(i0, c) * scale) * k.topRows(i0).transpose();
+          auto tmp = ws.tmp.topRows(c);
+          tmp.noalias() = A * VU;
+          O.middleRows(i0, c) += tmp.cwiseProduct(Wg);
+        }
+      }
+      // Diagonal block, element-wise, only j ≤ i (never a positive exponent).
+      Acc* run = ws.U.data();  // running product vector, length G (U is free again)
+      for (index_t j = i0; j < i0 + c; ++j) {
+        if constexpr (axis == GateAxis::key) {
+          const Acc* kj = k.row(j).data();
+          for (index_t d = 0; d < K; ++d) run[d] = kj[d];
+          for (index_t i = j; i < i0 + c; ++i) {
+            const Acc* ai = a.row(i).data();
+            const Acc* qi = q.row(i).data();
+            if (i > j)
+              for (index_t d = 0; d < K; ++d) run[d] *= ai[d];
+            Acc dot = 0;
+            for (index_t d = 0; d < K; ++d) dot += qi[d] * run[d];
+            dot *= scale;
+            Acc* oi = O.row(i).data();
+            const Acc* vj = v.row(j).data();
+            for (index_t e = 0; e < V; ++e) oi[e] += dot * vj[e];
+          }
+        } else {
+          const Acc* vj = v.row(j).data();
+          for (index_t e = 0; e < V; ++e) run[e] = vj[e];
+          for (index_t i = j; i < i0 + c; ++i) {
+            const Acc* ai = a.row(i).data();
+            if (i > j)
+              for (index_t e = 0; e < V; ++e) run[e] *= ai[e];
+            Acc dot = 0;
+            const Acc* qi = q.row(i).data();
+            const Acc* kj = k.row(j).data();
+            for (index_t d = 0; d < K; ++d) dot += qi[d] * kj[d];
+            dot *= scale;
+            Acc* oi = O.row(i).data();
+            for (index_t e = 0; e < V; ++e) oi[e] += dot * run[e];
+          }
+        }
+      }
+    }
+
+    // State leaving the chunk.
+    if constexpr (axis == GateAxis::key) {
+      auto KR = ws.Kg.topRows(L);
+      KR = k.cwiseProduct(R);
+      S = P.row(L - 1).transpose().asDiagonal() * S;
+      S.noalias() += KR.transpose() * v;
+    } else {
+      auto VR = ws.Kg.topRows(L);
+      VR = v.cwiseProduct(R);
+      S = S * P.row(L - 1).asDiagonal();
+      S.noalias() += k.transpose() * VR;
+    }
+
+    using OutT = std::remove_pointer_t<decltype(x.o)>;
+    for (index_t t = 0; t < L; ++t)
+      for (index_t e = 0; e < V; ++e) x.o[(s0 + t) * x.o_rs + e] = static_cast<OutT>(O(t, e));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Step form: one token on a state in memory. Four state rows per pass so the output
+// accumulator is loaded and stored once per four rows.
+// ---------------------------------------------------------------------------------------
+template <GateAxis axis, class Acc, class Q, class KT, class VT, class GT, class O>
+void step_head(const Q* q, const KT* k, const VT* v, const GT* g, O* o, Acc* S, index_t K, index_t V,
+               Acc scale, std::vector<Acc>& scratch) {
+  const index_t G = axis == GateAxis::key ? K : V;
+  scratch.resize(static_cast<std::size_t>(G + 2 * K + 2 * V));
+  Acc* a = scratch.data();
+  Acc* qs = a + G;
+  Acc* ks = qs + K;
+  Acc* vs = ks + K;
+  Acc* acc = vs + V;
+  load_decay(a, G, g, G, 1, G);
+  for (index_t i = 0; i < K; ++i) qs[i] = static_cast<Acc>(q[i]) * scale;
+  for (index_t i = 0; i < K; ++i) ks[i] = static_cast<Acc>(k[i]);
+  for (index_t j = 0; j < V; ++j) vs[j] = static_cast<Acc>(v[j]);
+  for (index_t j = 0; j < V; ++j) acc[j] = Acc(0);
+  index_t i = 0;
+  for (; i + 4 <= K; i += 4) {
+    Acc* __restrict s0 = S + i * V;
+    Acc* __restrict s1 = s0 + V;
+    Acc* __restrict s2 = s1 + V;
+    Acc* __restrict s3 = s2 + V;
+    for (index_t j = 0; j < V; ++j) {
+      Acc x0, x1, x2, x3;
+      if constexpr (axis == GateAxis::key) {
+        x0 = a[i] * s0[j] + ks[i] * vs[j];
+        x1 = a[i + 1] * s1[j] + ks[i + 1] * vs[j];
+        x2 = a[i + 2] * s2[j] + ks[i + 2] * vs[j];
+        x3 = a[i + 3] * s3[j] + ks[i + 3] * vs[j];
+      } else {
+        x0 = a[j] * s0[j] + ks[i] * vs[j];
+        x1 = a[j] * s1[j] + ks[i + 1] * vs[j];
+        x2 = a[j] * s2[j] + ks[i + 2] * vs[j];
+        x3 = a[j] * s3[j] + ks[i + 3] * vs[j];
+      }
+      s0[j] = x0;
+      s1[j] = x1;
+      s2[j] = x2;
+      s3[j] = x3;
+      acc[j] += (qs[i] * x0 + qs[i + 1] * x1) + (qs[i + 2] * x2 + qs[i + 3] * x3);
+    }
+  }
+  for (; i < K; ++i) {
+    Acc* __restrict s0 = S + i * V;
+    for (index_t j = 0; j < V; ++j) {
+      const Acc decay = axis == GateAxis::key ? a[i] : a[j];
+      s0[j] = decay * s0[j] + ks[i] * vs[j];
+      acc[j] += qs[i] * s0[j];
+    }
+  }
+  for (index_t j = 0; j < V; ++j) o[j] = static_cast<O>(acc[j]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Sequences: a batch [B, T, ...] or packed variable-length sequences (cu_seqlens, B = 1).
+// ---------------------------------------------------------------------------------------
+struct SequenceSpan {
+  index_t batch;  // index into B
+  index_t begin;  // first row in T
+  index_t end;    // one past the last row
+};
+
+inline std::vector<SequenceSpan> sequence_spans(std::string_view where, index_t B, index_t T,
+                                                std::span<const std::int64_t> cu_seqlens) {
+  std::vector<SequenceSpan> spans;
+  if (cu_seqlens.empty()) {
+    for (index_t b = 0; b < B; ++b) spans.push_back({b, 0, T});
+    return spans;
+  }
+  auto show = [&] {
+    std::string s = "[";
+    for (std::size_t i = 0; i < cu_seqlens.size() && i < 16; ++i) s += (i ? ", " : "") + std::to_string(cu_seqlens[i]);
+    return s + (cu_seqlens.size() > 16 ? ", ...]" : "]");
+  };
+  if (B != 1) fail(where, "cu_seqlens needs packed inputs with B = 1, got B = " + std::to_string(B));
+  if (cu_seqlens.size() < 2) fail(where, "cu_seqlens needs at least 2 entries, got " + show());
+  if (cu_seqlens.front() != 0) fail(where, "cu_seqlens must start at 0, got " + show());
+  if (cu_seqlens.back() != T)
+    fail(where, "cu_seqlens must end at T = " + std::to_string(T) + ", got " + show());
+  for (std::size_t n = 0; n + 1 < cu_seqlens.size(); ++n) {
+    if (cu_seqlens[n + 1] < cu_seqlens[n])
+      fail(where, "cu_seqlens must be non-decreasing, got " + show());
+    spans.push_back({0, cu_seqlens[n], cu_seqlens[n + 1]});
+  }
+  return spans;
+}
+
+}  // namespace linattn::detail

@@ -1,0 +1,162 @@
+// Gated linear attention (SPEC §2): S_t = diag(e^{gk_t}) S_{t-1} + k_tᵀ v_t,  o_t = scale · q_t S_t.
+//
+//   q, k, gk [B, T, H, K]   v, o [B, T, H, V]   state [N, H, K, V]   (N = B, or sequences in cu_seqlens)
+//
+// gla::recurrent and gla::chunk compute the same thing (token by token / matrix products over
+// chunks); gla::step advances a state by one token (decode). The state is a value
+// (RecurrentState): pass it as the initial state and/or receive the final state; the two
+// pointers may be the same object (prefill in place).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+
+#include "linattn/core/check.hpp"
+#include "linattn/core/state.hpp"
+#include "linattn/core/tensor.hpp"
+#include "linattn/core/threading.hpp"
+#include "linattn/ops/gated_recurrence.hpp"
+
+namespace linattn::gla {
+
+template <class T>
+using State = RecurrentState<T>;
+
+struct Options {
+  std::optional<double> scale;                // default K^-1/2 (SPEC §2)
+  index_t chunk_size = 64;                    // rows per chunk (chunk form); any value >= 1
+  std::span<const std::int64_t> cu_seqlens;   // packed sequences [N+1]; empty: B sequences
+  Threads threads;                            // parallel over (sequence, head)
+};
+
+// Inputs are deduced from the output view: `in<T>` is a non-deduced const view.
+template <class T>
+using in = std::type_identity_t<TensorView<const T, 4>>;
+
+namespace detail {
+
+using linattn::detail::GateAxis;
+
+enum class Form { recurrent, chunk };
+
+template <class T>
+void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+             TensorView<const T, 4> gk, TensorView<T, 4> o, const State<T>* initial_state,
+             State<T>* final_state, const Options& opt) {
+  using Acc = acc_t<T>;
+  using linattn::detail::check_inner_contiguous;
+  using linattn::detail::check_shape;
+  const char* where = form == Form::chunk ? "linattn::gla::chunk" : "linattn::gla::recurrent";
+  check_shape(where, "q", q, {-1, -1, -1, -1});
+  const index_t B = q.size(0), T_ = q.size(1), H = q.size(2), K = q.size(3);
+  check_shape(where, "k", k, {B, T_, H, K});
+  check_shape(where, "gk", gk, {B, T_, H, K});
+  check_shape(where, "v", v, {B, T_, H, -1});
+  const index_t V = v.size(3);
+  check_shape(where, "o", o, {B, T_, H, V});
+  check_inner_contiguous(where, "q", q);
+  check_inner_contiguous(where, "k", k);
+  check_inner_contiguous(where, "v", v);
+  check_inner_contiguous(where, "gk", gk);
+  check_inner_contiguous(where, "o", o);
+  if (form == Form::chunk && opt.chunk_size < 1)
+    linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
+  const auto spans = linattn::detail::sequence_spans(where, B, T_, opt.cu_seqlens);
+  const index_t N = static_cast<index_t>(spans.size());
+  const Shape<4> state_shape{N, H, K, V};
+  if (initial_state) linattn::detail::check_state(where, "initial_state", *initial_state, state_shape);
+  if (final_state && final_state != initial_state && final_state->shape() != state_shape)
+    *final_state = State<T>(N, H, K, V);
+  const Acc scale = static_cast<Acc>(opt.scale.value_or(1.0 / std::sqrt(static_cast<double>(K))));
+
+  linattn::detail::parallel_for(N * H, opt.threads, [&](index_t item) {
+    const index_t n = item / H, h = item % H;
+    const auto& sp = spans[static_cast<std::size_t>(n)];
+    linattn::detail::HeadSlice<T, T, T, T, T> x;
+    x.q = q.ptr(sp.batch, sp.begin, h);
+    x.k = k.ptr(sp.batch, sp.begin, h);
+    x.v = v.ptr(sp.batch, sp.begin, h);
+    x.g = gk.ptr(sp.batch, sp.begin, h);
+    x.o = o.ptr(sp.batch, sp.begin, h);
+    x.q_rs = q.stride(1);
+    x.k_rs = k.stride(1);
+    x.v_rs = v.stride(1);
+    x.g_rs = gk.stride(1);
+    x.o_rs = o.stride(1);
+    x.len = sp.end - sp.begin;
+    x.K = K;
+    x.V = V;
+    std::vector<Acc> S(static_cast<std::size_t>(K * V), Acc(0));
+    if (initial_state) std::copy(initial_state->head(n, h), initial_state->head(n, h) + K * V, S.begin());
+    if (form == Form::chunk) {
+      linattn::detail::ChunkWorkspace<Acc> ws;
+      linattn::detail::chunk_head<GateAxis::key>(x, S.data(), scale, opt.chunk_size, ws);
+    } else {
+      linattn::detail::RecurrentWorkspace<Acc> ws;
+      linattn::detail::recurrent_head<GateAxis::key>(x, S.data(), scale, ws);
+    }
+    if (final_state) std::copy(S.begin(), S.end(), final_state->head(n, h));
+  });
+}
+
+}  // namespace detail
+
+// Token-by-token reference form.
+template <class T>
+void recurrent(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
+               const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
+               const Options& options = {}) {
+  detail::forward(detail::Form::recurrent, q, k, v, gk, o, initial_state, final_state, options);
+}
+
+// Chunk-parallel form (matrix products over chunks of options.chunk_size rows).
+template <class T>
+void chunk(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
+           const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
+           const Options& options = {}) {
+  detail::forward(detail::Form::chunk, q, k, v, gk, o, initial_state, final_state, options);
+}
+
+struct StepOptions {
+  std::optional<double> scale;  // default K^-1/2
+  Threads threads;
+};
+
+// One decode step for every sequence and head, updating `state` in place:
+//   q, k, gk [N, H, K]   v, o [N, H, V]   state [N, H, K, V]
+template <class T>
+void step(std::type_identity_t<TensorView<const T, 3>> q, std::type_identity_t<TensorView<const T, 3>> k,
+          std::type_identity_t<TensorView<const T, 3>> v, std::type_identity_t<TensorView<const T, 3>> gk,
+          TensorView<T, 3> o, State<T>& state, const StepOptions& options = {}) {
+  using Acc = acc_t<T>;
+  using linattn::detail::check_inner_contiguous;
+  using linattn::detail::check_shape;
+  constexpr const char* where = "linattn::gla::step";
+  check_shape(where, "q", q, {-1, -1, -1});
+  const index_t N = q.size(0), H = q.size(1), K = q.size(2);
+  check_shape(where, "k", k, {N, H, K});
+  check_shape(where, "gk", gk, {N, H, K});
+  check_shape(where, "v", v, {N, H, -1});
+  const index_t V = v.size(2);
+  check_shape(where, "o", o, {N, H, V});
+  check_inner_contiguous(where, "q", q);
+  check_inner_contiguous(where, "k", k);
+  check_inner_contiguous(where, "v", v);
+  check_inner_contiguous(where, "gk", gk);
+  check_inner_contiguous(where, "o", o);
+  linattn::detail::check_state(where, "state", state, {N, H, K, V});
+  const Acc scale = static_cast<Acc>(options.scale.value_or(1.0 / std::sqrt(static_cast<double>(K))));
+  linattn::detail::parallel_for(N * H, options.threads, [&](index_t item) {
+    const index_t n = item / H, h = item % H;
+    thread_local std::vector<Acc> scratch;
+    linattn::detail::step_head<linattn::detail::GateAxis::key>(
+        q.ptr(n, h), k.ptr(n, h), v.ptr(n, h), gk.ptr(n, h), o.ptr(n, h), state.head(n, h), K, V, scale,
+        scratch);
+  });
+}
+
+}  // namespace linattn::gla
