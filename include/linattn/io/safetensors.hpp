@@ -391,6 +391,9 @@ class SafeTensorsFile {
   template <class T>
   std::vector<T> read(std::string_view name) const {
     static_assert(std::is_arithmetic_v<T>, "read<T>: arithmetic T required");
+    static_assert(!std::is_same_v<T, char> && !std::is_same_v<T, wchar_t> && !std::is_same_v<T, char8_t> &&
+                      !std::is_same_v<T, char16_t> && !std::is_same_v<T, char32_t>,
+                  "read<T>: character types are ambiguous; use std::int8_t / std::uint8_t");
     const TensorInfo& t = info(name);
     const auto n = static_cast<std::size_t>(t.numel());
     const auto refuse = [&] {
@@ -523,6 +526,11 @@ class SafeTensorsFile {
           }
           return true;
         };
+    // nlohmann's lexer takes a NUL byte as end of input, which would let "{}\0garbage" through;
+    // a raw NUL is never valid JSON (not even inside a string), so reject it up front.
+    if (const void* nul = std::memchr(header_begin, 0, n))
+      detail::format_fail(path_, "header is not valid JSON: NUL byte at header offset " +
+                                     std::to_string(static_cast<const char*>(nul) - header_begin));
     nlohmann::ordered_json header;
     try {
       header = nlohmann::ordered_json::parse(header_begin, header_begin + n, on_event);

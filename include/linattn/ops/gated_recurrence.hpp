@@ -104,47 +104,107 @@ struct RecurrentWorkspace {
   std::vector<Acc> state, q, k, v, a, o;
 };
 
+#if defined(__GNUC__)
+// A 512-bit vector of Acc (GCC/Clang vector extension; the compiler lowers it to whatever
+// the target has, down to scalar code). aligned(sizeof(Acc)) permits unaligned loads.
+template <class Acc>
+using Vec512 __attribute__((vector_size(64), aligned(sizeof(Acc)))) = Acc;
+#endif
+
 template <GateAxis axis, class Acc>
 inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const Acc* __restrict q,
                            const Acc* __restrict k, const Acc* __restrict a, index_t kld,
                            const Acc* __restrict v, const Acc* __restrict av, Acc* __restrict o,
                            index_t vld, index_t steps) {
   constexpr index_t KB = RecurrentTiles<Acc>::kKeyTile;
-  constexpr index_t VB = RecurrentTiles<Acc>::kValueTile;
-  Acc s[KB][VB];
+#if defined(__GNUC__)
+  using Vec = Vec512<Acc>;
+  constexpr index_t W = 64 / sizeof(Acc);
+  constexpr index_t NV = RecurrentTiles<Acc>::kValueTile / W;  // vectors per tile row
+  static_assert(NV * W == RecurrentTiles<Acc>::kValueTile);
+  Vec s[KB][NV];
 #pragma GCC unroll 8
   for (index_t i = 0; i < KB; ++i)
-#pragma GCC unroll 32
-    for (index_t j = 0; j < VB; ++j) s[i][j] = state_tile[i * state_ld + j];
+#pragma GCC unroll 4
+    for (index_t j = 0; j < NV; ++j) s[i][j] = *reinterpret_cast<const Vec*>(state_tile + i * state_ld + j * W);
 
   for (index_t t = 0; t < steps; ++t) {
     const Acc* qt = q + t * kld;
     const Acc* kt = k + t * kld;
-    const Acc* vt = v + t * vld;
-    Acc acc[VB];
-#pragma GCC unroll 32
-    for (index_t j = 0; j < VB; ++j) acc[j] = Acc(0);
+    Vec vt[NV], decay_v[NV], acc0[NV], acc1[NV];
+#pragma GCC unroll 4
+    for (index_t j = 0; j < NV; ++j) {
+      vt[j] = *reinterpret_cast<const Vec*>(v + t * vld + j * W);
+      if constexpr (axis == GateAxis::value) decay_v[j] = *reinterpret_cast<const Vec*>(av + t * vld + j * W);
+      acc0[j] = Vec{} ;
+      acc1[j] = Vec{};
+    }
+    // Two accumulators per column vector halve the dependent FMA chain for the output.
 #pragma GCC unroll 8
     for (index_t i = 0; i < KB; ++i) {
-#pragma GCC unroll 32
-      for (index_t j = 0; j < VB; ++j) {
+#pragma GCC unroll 4
+      for (index_t j = 0; j < NV; ++j) {
         if constexpr (axis == GateAxis::key) {
           s[i][j] = s[i][j] * a[t * kld + i] + kt[i] * vt[j];
         } else {
-          s[i][j] = s[i][j] * av[t * vld + j] + kt[i] * vt[j];
+          s[i][j] = s[i][j] * decay_v[j] + kt[i] * vt[j];
         }
-        acc[j] += qt[i] * s[i][j];
+        if (i % 2 == 0)
+          acc0[j] += qt[i] * s[i][j];
+        else
+          acc1[j] += qt[i] * s[i][j];
       }
     }
-    Acc* ot = o + t * vld;
-#pragma GCC unroll 32
-    for (index_t j = 0; j < VB; ++j) ot[j] += acc[j];
+#pragma GCC unroll 4
+    for (index_t j = 0; j < NV; ++j) {
+      Vec* ot = reinterpret_cast<Vec*>(o + t * vld + j * W);
+      *ot += acc0[j] + acc1[j];
+    }
   }
 
 #pragma GCC unroll 8
   for (index_t i = 0; i < KB; ++i)
-#pragma GCC unroll 32
-    for (index_t j = 0; j < VB; ++j) state_tile[i * state_ld + j] = s[i][j];
+#pragma GCC unroll 4
+    for (index_t j = 0; j < NV; ++j) *reinterpret_cast<Vec*>(state_tile + i * state_ld + j * W) = s[i][j];
+#else
+  constexpr index_t VB = RecurrentTiles<Acc>::kValueTile;
+  for (index_t t = 0; t < steps; ++t) {
+    for (index_t i = 0; i < KB; ++i) {
+      Acc* row = state_tile + i * state_ld;
+      for (index_t j = 0; j < VB; ++j) {
+        const Acc decay = axis == GateAxis::key ? a[t * kld + i] : av[t * vld + j];
+        row[j] = row[j] * decay + k[t * kld + i] * v[t * vld + j];
+        o[t * vld + j] += q[t * kld + i] * row[j];
+      }
+    }
+  }
+#endif
+}
+
+// x: one (sequence, head); S: [K, V] state, read as the initial state and overwritten with
+// the final one.
+// x: one (sequence, head); S: [K, V] state, read as the initial state and overwritten with
+// the final one.
+// Copies rows [0, rows) × columns [0, n) into a tile-major buffer [n_pad / tile][rows_ld][tile]
+// (padding columns get `pad`), so that one tile's sweep over a block of tokens reads one
+// contiguous stretch of L1 instead of one cache line per token.
+template <index_t tile, class Acc, class T>
+void load_tiled(Acc* dst, index_t tile_stride, const T* src, index_t rs, index_t rows,
+                index_t n, index_t n_pad, Acc pad) {
+  for (index_t c0 = 0; c0 < n_pad; c0 += tile) {
+    Acc* block = dst + (c0 / tile) * tile_stride;
+    const index_t width = std::clamp<index_t>(n - c0, 0, tile);
+    for (index_t r = 0; r < rows; ++r) {
+      const T* srow = src + r * rs + c0;
+      Acc* drow = block + r * tile;
+      if (width == tile) {  // the common case: a fixed-length copy the compiler vectorises
+        for (index_t c = 0; c < tile; ++c) drow[c] = static_cast<Acc>(srow[c]);
+      } else {
+        for (index_t c = 0; c < width; ++c) drow[c] = static_cast<Acc>(srow[c]);
+        for (index_t c = width; c < tile; ++c) drow[c] = pad;
+      }
+    }
+  }
 }
 
 // x: one (sequence, head); S: [K, V] state, read as the initial state and overwritten with
@@ -152,17 +212,20 @@ inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const A
 template <GateAxis axis, class Slice, class Acc>
 void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& ws) {
   using Tiles = RecurrentTiles<Acc>;
+  constexpr index_t KB = Tiles::kKeyTile, VB = Tiles::kValueTile, TB = Tiles::kTimeBlock;
   const index_t K = x.K, V = x.V;
-  const index_t Kp = round_up(K, Tiles::kKeyTile), Vp = round_up(V, Tiles::kValueTile);
-  const index_t TB = Tiles::kTimeBlock;
+  const index_t Kp = round_up(K, KB), Vp = round_up(V, VB);
   // Padded rows and columns hold zeros in the state, q, k and v, so they stay zero.
   ws.state.assign(static_cast<std::size_t>(Kp * Vp), Acc(0));
   for (index_t i = 0; i < K; ++i) std::copy(S + i * V, S + (i + 1) * V, ws.state.data() + i * Vp);
+  // Tile strides are skewed by one cache line so that the tiles read and written in one
+  // sweep do not sit at the same offset modulo 4 KiB (store-to-load false dependencies).
   ws.q.resize(static_cast<std::size_t>(TB * Kp));
   ws.k.resize(static_cast<std::size_t>(TB * Kp));
   ws.v.resize(static_cast<std::size_t>(TB * Vp));
   ws.o.resize(static_cast<std::size_t>(TB * Vp));
   ws.a.resize(static_cast<std::size_t>(TB * (axis == GateAxis::key ? Kp : Vp)));
+  using OutT = std::remove_pointer_t<decltype(x.o)>;
 
   for (index_t t0 = 0; t0 < x.len; t0 += TB) {
     const index_t tb = std::min(TB, x.len - t0);
@@ -170,19 +233,18 @@ void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& 
     for (index_t i = 0; i < tb * Kp; ++i) ws.q[i] *= scale;
     load_rows(ws.k.data(), Kp, x.k + t0 * x.k_rs, x.k_rs, tb, K, Acc(0));
     load_rows(ws.v.data(), Vp, x.v + t0 * x.v_rs, x.v_rs, tb, V, Acc(0));
-    const index_t gn = axis == GateAxis::key ? K : V, gld = axis == GateAxis::key ? Kp : Vp;
-    load_decay(ws.a.data(), gld, x.g ? x.g + t0 * x.g_rs : x.g, x.g_rs, tb, gn);
-    std::fill(ws.o.begin(), ws.o.end(), Acc(0));
-    for (index_t vt = 0; vt < Vp; vt += Tiles::kValueTile) {
-      for (index_t kt = 0; kt < Kp; kt += Tiles::kKeyTile) {
+    const index_t gld = axis == GateAxis::key ? Kp : Vp;
+    load_decay(ws.a.data(), gld, x.g ? x.g + t0 * x.g_rs : x.g, x.g_rs, tb, axis == GateAxis::key ? K : V);
+    std::fill(ws.o.begin(), ws.o.begin() + tb * Vp, Acc(0));
+    for (index_t vt = 0; vt < Vp; vt += VB)
+      for (index_t kt = 0; kt < Kp; kt += KB)
         recurrent_tile<axis>(ws.state.data() + kt * Vp + vt, Vp, ws.q.data() + kt, ws.k.data() + kt,
-                             ws.a.data() + kt, Kp, ws.v.data() + vt, ws.a.data() + vt,
-                             ws.o.data() + vt, Vp, tb);
-      }
+                             ws.a.data() + kt, Kp, ws.v.data() + vt, ws.a.data() + vt, ws.o.data() + vt, Vp, tb);
+    for (index_t t = 0; t < tb; ++t) {
+      OutT* orow = x.o + (t0 + t) * x.o_rs;
+      const Acc* src = ws.o.data() + t * Vp;
+      for (index_t j = 0; j < V; ++j) orow[j] = static_cast<OutT>(src[j]);
     }
-    for (index_t t = 0; t < tb; ++t)
-      for (index_t j = 0; j < V; ++j)
-        x.o[(t0 + t) * x.o_rs + j] = static_cast<std::remove_pointer_t<decltype(x.o)>>(ws.o[t * Vp + j]);
   }
   for (index_t i = 0; i < K; ++i)
     std::copy(ws.state.data() + i * Vp, ws.state.data() + i * Vp + V, S + i * V);

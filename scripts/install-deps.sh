@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages linattn's build, tests, benchmarks and examples need.
+# Idempotent: checks with dpkg-query first and does nothing (quietly) when all are present.
+set -euo pipefail
+
+packages=(
+  cmake
+  ninja-build
+  g++
+  libeigen3-dev
+  catch2
+  libbenchmark-dev
+  nlohmann-json3-dev
+  libsentencepiece-dev
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+  if [[ "$status" != "installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "install-deps: missing Debian packages: ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "install-deps: not root and no sudo; install them with:" >&2
+  echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update
+"${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+echo "install-deps: installed ${missing[*]}"
