@@ -22,7 +22,7 @@ inline void require(bool ok, std::string_view where, const std::string& what) {
 template <class T, std::size_t R>
 void check_shape(std::string_view where, std::string_view name, const TensorView<T, R>& t,
                  const Shape<R>& expected) {
-  if (t.empty()) fail(where, std::string(name) + " is empty (null data)");
+  if (t.empty() && t.numel() != 0) fail(where, std::string(name) + " has no data (null pointer)");
   for (std::size_t d = 0; d < R; ++d) {
     if (t.size(d) < 0 || (expected[d] >= 0 && t.size(d) != expected[d])) {
       Shape<R> shown = expected;

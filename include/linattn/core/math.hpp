@@ -47,8 +47,7 @@ inline void exp_inplace(F* x, index_t n) {
   constexpr F ln2_hi = is_float ? F(0.693145751953125) : F(0.6931471803691238);
   constexpr F ln2_lo = is_float ? F(1.428606765330187e-06) : F(1.9082149292705877e-10);
   constexpr F lo = is_float ? F(-87.33) : F(-708.39);
-  // hi keeps the biased exponent of 2^n finite (n <= 127 for float, 1023 for double).
-  constexpr F hi = is_float ? F(88.37) : F(709.08);
+  constexpr F hi = is_float ? F(88.72283) : F(709.782712893384);  // log(max finite)
   constexpr int mant = is_float ? 23 : 52;
   constexpr I bias = is_float ? 127 : 1023;
   constexpr int degree = is_float ? 7 : 12;
@@ -68,8 +67,12 @@ inline void exp_inplace(F* x, index_t n) {
     // Horner on 1 + r + r^2/2! + ... + r^d/d!
     F p = coeff[degree];
     for (int d = degree - 1; d >= 0; --d) p = p * r + coeff[d];
-    const I e = (static_cast<I>(nf) + bias) << mant;
-    F y = p * std::bit_cast<F>(e);
+    // 2^n as two factors, so n = 128 (float) / 1024 (double) near the top of the range
+    // still has finite halves.
+    const I n_int = static_cast<I>(nf);
+    const I n_half = n_int / 2;
+    F y = p * std::bit_cast<F>(static_cast<I>((n_half + bias) << mant)) *
+          std::bit_cast<F>(static_cast<I>((n_int - n_half + bias) << mant));
     y = xi < lo ? F(0) : y;
     y = xi > hi ? std::numeric_limits<F>::infinity() : y;
     x[i] = (xi != xi) ? xi : y;

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Summarise a linattn-bench --benchmark_out JSON file into the ratios the project tracks.
+
+    linattn-bench --benchmark_out=run.json
+    python3 bench/summarize.py run.json
+
+Prints, from one run:
+  * each GLA prefill (form, K, T, threads): its GFLOPS over the Eigen fp32 GEMM's GFLOPS
+    (BM_EigenGemm, single-threaded), and the 2-thread / 1-thread speedup per (form, K, T);
+  * each GLA decode step: its time over the time of one read+write pass over a buffer of the
+    same state size (BM_StateReadWrite), i.e. how far the step is from the memory bound.
+Where repetitions were run, the median is used (the "median" aggregate, or the median of the
+repetitions); otherwise the single value. Standard library only.
+"""
+import argparse
+import json
+import statistics
+import sys
+
+NS_PER_UNIT = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def parse_name(run_name):
+    """'BM_X/K:64/T:512/threads:1/min_time:0.200/real_time' -> ('BM_X', {'K': 64, ...})."""
+    parts = run_name.split("/")
+    args = {}
+    for p in parts[1:]:
+        if ":" in p:
+            key, _, val = p.partition(":")
+            try:
+                args[key] = int(val)
+            except ValueError:
+                args[key] = val
+    return parts[0], args
+
+
+def load(path):
+    """{run_name: {'family', 'args', 'time_ns', counters...}}, medians where repeated."""
+    with open(path) as f:
+        data = json.load(f)
+    medians, iterations = {}, {}
+    for b in data.get("benchmarks", []):
+        if b.get("error_occurred"):
+            continue
+        name = b.get("run_name", b["name"])
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                medians[name] = b
+        else:
+            iterations.setdefault(name, []).append(b)
+    runs = {}
+    for name in set(medians) | set(iterations):
+        reps = [medians[name]] if name in medians else iterations[name]
+        family, args = parse_name(name)
+        entry = {"family": family, "args": args}
+        numeric = set.intersection(*[{k for k, v in r.items() if isinstance(v, (int, float))} for r in reps])
+        for key in numeric:
+            entry[key] = statistics.median(float(r[key]) for r in reps)
+        unit = NS_PER_UNIT[reps[0].get("time_unit", "ns")]
+        entry["time_ns"] = entry["real_time"] * unit
+        runs[name] = entry
+    return data.get("context", {}), runs
+
+
+def fmt(x, spec):
+    return format(x, spec) if x is not None else "-"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("json", help="file written by linattn-bench --benchmark_out=FILE")
+    a = ap.parse_args()
+    context, runs = load(a.json)
+    by_family = {}
+    for r in runs.values():
+        by_family.setdefault(r["family"], []).append(r)
+
+    ctx = [f"host={context.get('host_name', '?')}", f"cpus={context.get('num_cpus', '?')}",
+           f"linattn_max_threads={context.get('linattn_max_threads', '?')}",
+           f"OMP_WAIT_POLICY={context.get('OMP_WAIT_POLICY', '?')}"]
+    print("context: " + " ".join(ctx))
+
+    gemm = by_family.get("BM_EigenGemm", [])
+    gemm_gflops = gemm[0].get("GFLOPS") if gemm else None
+    if gemm:
+        print(f"roofline: Eigen fp32 GEMM n={gemm[0]['args'].get('n')} 1 thread: {gemm_gflops:.1f} GFLOPS")
+    rw = {int(r["args"]["bytes"]): r for r in by_family.get("BM_StateReadWrite", [])}
+    for nbytes, r in sorted(rw.items()):
+        print(f"roofline: state read+write {nbytes // 1024} KiB: {r['time_ns'] / 1e3:.3f} us, {r.get('GB/s', 0):.1f} GB/s")
+
+    # Prefill: one row per (form, K, T).
+    forms = [("recurrent", "BM_GLA_Recurrent"), ("chunk", "BM_GLA_Chunk")]
+    table = {}
+    for form, family in forms:
+        for r in by_family.get(family, []):
+            g = r["args"]
+            table.setdefault((form, g["K"], g["T"]), {})[g["threads"]] = r
+    if table:
+        print()
+        print("GLA prefill (B=1, H=4, K=V): GFLOPS = 4KVTH/time; /GEMM = GFLOPS / Eigen GEMM GFLOPS;"
+              " speedup = time(1 thread) / time(2 threads)")
+        hdr = f"{'form':<10}{'K':>4}{'T':>6} | {'ms@1t':>8}{'GFLOPS@1t':>10}{'/GEMM@1t':>9} |" \
+              f" {'ms@2t':>8}{'GFLOPS@2t':>10}{'/GEMM@2t':>9} | {'speedup':>7}"
+        print(hdr)
+        print("-" * len(hdr))
+        order = {f: i for i, (f, _) in enumerate(forms)}
+        for (form, K, T) in sorted(table, key=lambda x: (order[x[0]], x[1], x[2])):
+            row = table[(form, K, T)]
+            cells = []
+            for t in (1, 2):
+                r = row.get(t)
+                ms = r["time_ns"] / 1e6 if r else None
+                gf = r.get("GFLOPS") if r else None
+                ratio = gf / gemm_gflops if (gf is not None and gemm_gflops) else None
+                cells.append(f"{fmt(ms, '8.2f'):>8}{fmt(gf, '10.1f'):>10}{fmt(ratio, '9.2f'):>9}")
+            speedup = row[1]["time_ns"] / row[2]["time_ns"] if (1 in row and 2 in row) else None
+            print(f"{form:<10}{K:>4}{T:>6} | {cells[0]} | {cells[1]} | {fmt(speedup, '7.2f'):>7}")
+
+    steps = by_family.get("BM_GLA_Step", [])
+    if steps:
+        print()
+        print("GLA decode step (B=1, H=4): step/RW = step time / read+write pass over the same state bytes;"
+              " speedup = time(1 thread) / time(2 threads)")
+        hdr = f"{'K':>4}{'threads':>8}{'state KiB':>10} | {'step us':>9}{'RW us':>8}{'step/RW':>9}{'state GB/s':>11} | {'speedup':>7}"
+        print(hdr)
+        print("-" * len(hdr))
+        one = {r["args"]["K"]: r for r in steps if r["args"]["threads"] == 1}
+        for r in sorted(steps, key=lambda r: (r["args"]["K"], r["args"]["threads"])):
+            K, t = r["args"]["K"], r["args"]["threads"]
+            nbytes = int(r.get("state_bytes", 4 * 4 * K * K))
+            ref = rw.get(nbytes)
+            ratio = r["time_ns"] / ref["time_ns"] if ref else None
+            speedup = one[K]["time_ns"] / r["time_ns"] if (t != 1 and K in one) else None
+            print(f"{K:>4}{t:>8}{nbytes // 1024:>10} | {r['time_ns'] / 1e3:>9.2f}"
+                  f"{fmt(ref['time_ns'] / 1e3 if ref else None, '8.3f'):>8}{fmt(ratio, '9.1f'):>9}"
+                  f"{r.get('state_GB/s', 0):>11.2f} | {fmt(speedup, '7.2f'):>7}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+// The table of golden-file kinds linattn-conformance can check. To support another op, write
+// <op>_runner.hpp (a `bool run_<op>(const Case&)` that prints one report() line per form) and
+// add its row here; nothing else changes.
+#pragma once
+
+#include <array>
+#include <string>
+#include <string_view>
+
+#include "common.hpp"
+#include "gla_runner.hpp"
+
+namespace conformance {
+
+struct RunnerEntry {
+  std::string_view kind;  // metadata "kind"
+  Runner run;
+};
+
+inline constexpr std::array kRunners{
+    RunnerEntry{"op.gla", &run_gla},
+    RunnerEntry{"op.gla_varlen", &run_gla_varlen},
+};
+
+inline const RunnerEntry* find_runner(std::string_view kind) {
+  for (const RunnerEntry& e : kRunners)
+    if (e.kind == kind) return &e;
+  return nullptr;
+}
+
+// "op.gla, op.gla_varlen"
+inline std::string known_kinds() {
+  std::string s;
+  for (const RunnerEntry& e : kRunners) (s += s.empty() ? "" : ", ") += e.kind;
+  return s;
+}
+
+}  // namespace conformance
