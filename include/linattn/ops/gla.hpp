@@ -150,7 +150,7 @@ void step(std::type_identity_t<TensorView<const T, 3>> q, std::type_identity_t<T
   check_inner_contiguous(where, "o", o);
   linattn::detail::check_state(where, "state", state, {N, H, K, V});
   const Acc scale = static_cast<Acc>(options.scale.value_or(1.0 / std::sqrt(static_cast<double>(K))));
-  linattn::detail::parallel_for(N * H, options.threads, [&](index_t item) {
+  linattn::detail::parallel_for(N * H, linattn::detail::step_threads(options.threads, N * H * K * V), [&](index_t item) {
     const index_t n = item / H, h = item % H;
     thread_local std::vector<Acc> scratch;
     linattn::detail::step_head<linattn::detail::GateAxis::key>(
