@@ -49,10 +49,12 @@ void BM_StateReadWrite(benchmark::State& state) {
   }
   state.counters["GB/s"] = giga_rate(2.0 * static_cast<double>(bytes));
 }
-// GLA decode state, B=1, H=4, K=V ∈ {64, 128}: 4·K·V floats.
+// Decode states, B=1, H=4: GLA K=V ∈ {64, 128} (4·K·V floats); GSA M=64, K=V ∈ {64, 128}
+// (4·(K+V)·M floats: 128 KiB, and 256 KiB like GLA's K=V=128).
 BENCHMARK(BM_StateReadWrite)
     ->ArgName("bytes")
     ->Arg(4 * 64 * 64 * 4)
+    ->Arg(4 * (64 + 64) * 64 * 4)
     ->Arg(4 * 128 * 128 * 4)
     ->Apply(defaults)
     ->Unit(benchmark::kMicrosecond);

@@ -88,8 +88,15 @@ def main():
     for nbytes, r in sorted(rw.items()):
         print(f"roofline: state read+write {nbytes // 1024} KiB: {r['time_ns'] / 1e3:.3f} us, {r.get('GB/s', 0):.1f} GB/s")
 
+    for op in ("GLA", "GSA"):
+        summarize_op(op, by_family, gemm_gflops, rw)
+    gla_vs_gsa(by_family)
+
+
+
+def summarize_op(op, by_family, gemm_gflops, rw):
     # Prefill: one row per (form, K, T).
-    forms = [("recurrent", "BM_GLA_Recurrent"), ("chunk", "BM_GLA_Chunk")]
+    forms = [("recurrent", f"BM_{op}_Recurrent"), ("chunk", f"BM_{op}_Chunk")]
     table = {}
     for form, family in forms:
         for r in by_family.get(family, []):
@@ -97,7 +104,7 @@ def main():
             table.setdefault((form, g["K"], g["T"]), {})[g["threads"]] = r
     if table:
         print()
-        print("GLA prefill (B=1, H=4, K=V): GFLOPS = 4KVTH/time; /GEMM = GFLOPS / Eigen GEMM GFLOPS;"
+        print(f"{op} prefill (B=1, H=4, K=V" + (", M=64" if op == "GSA" else "") + "): GFLOPS = " + ("4M(K+V)TH" if op == "GSA" else "4KVTH") + "/time; /GEMM = GFLOPS / Eigen GEMM GFLOPS;"
               " speedup = time(1 thread) / time(2 threads)")
         hdr = f"{'form':<10}{'K':>4}{'T':>6} | {'ms@1t':>8}{'GFLOPS@1t':>10}{'/GEMM@1t':>9} |" \
               f" {'ms@2t':>8}{'GFLOPS@2t':>10}{'/GEMM@2t':>9} | {'speedup':>7}"
@@ -116,10 +123,10 @@ def main():
             speedup = row[1]["time_ns"] / row[2]["time_ns"] if (1 in row and 2 in row) else None
             print(f"{form:<10}{K:>4}{T:>6} | {cells[0]} | {cells[1]} | {fmt(speedup, '7.2f'):>7}")
 
-    steps = by_family.get("BM_GLA_Step", [])
+    steps = by_family.get(f"BM_{op}_Step", [])
     if steps:
         print()
-        print("GLA decode step (B=1, H=4): step/RW = step time / read+write pass over the same state bytes;"
+        print(f"{op} decode step (B=1, H=4): step/RW = step time / read+write pass over the same state bytes;"
               " speedup = time(1 thread) / time(2 threads)")
         hdr = f"{'K':>4}{'threads':>8}{'state KiB':>10} | {'step us':>9}{'RW us':>8}{'step/RW':>9}{'state GB/s':>11} | {'speedup':>7}"
         print(hdr)
@@ -134,7 +141,19 @@ def main():
             print(f"{K:>4}{t:>8}{nbytes // 1024:>10} | {r['time_ns'] / 1e3:>9.2f}"
                   f"{fmt(ref['time_ns'] / 1e3 if ref else None, '8.3f'):>8}{fmt(ratio, '9.1f'):>9}"
                   f"{r.get('state_GB/s', 0):>11.2f} | {fmt(speedup, '7.2f'):>7}")
-    return 0
+
+
+def gla_vs_gsa(by_family):
+    """GSA chunk tokens/s over GLA chunk tokens/s at the same (K, T, threads): the cost of the second pass."""
+    gla = {(r["args"]["K"], r["args"]["T"], r["args"]["threads"]): r for r in by_family.get("BM_GLA_Chunk", [])}
+    gsa = {(r["args"]["K"], r["args"]["T"], r["args"]["threads"]): r for r in by_family.get("BM_GSA_Chunk", [])}
+    common = sorted(set(gla) & set(gsa))
+    if not common:
+        return
+    print()
+    print("GSA (M=64) chunk tokens/s / GLA chunk tokens/s at the same K=V, T, threads")
+    for key in common:
+        print(f"  K={key[0]:<4} T={key[1]:<5} threads={key[2]}:  {gsa[key]['tokens/s'] / gla[key]['tokens/s']:.2f}")
 
 
 if __name__ == "__main__":

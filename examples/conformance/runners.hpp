@@ -9,6 +9,7 @@
 
 #include "common.hpp"
 #include "gla_runner.hpp"
+#include "gsa_runner.hpp"
 
 namespace conformance {
 
@@ -20,6 +21,8 @@ struct RunnerEntry {
 inline constexpr std::array kRunners{
     RunnerEntry{"op.gla", &run_gla},
     RunnerEntry{"op.gla_varlen", &run_gla_varlen},
+    RunnerEntry{"op.gsa", &run_gsa},
+    RunnerEntry{"op.gsa_varlen", &run_gsa},
 };
 
 inline const RunnerEntry* find_runner(std::string_view kind) {

@@ -7,3 +7,4 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gla.hpp"
+#include "linattn/ops/gsa.hpp"

@@ -38,7 +38,7 @@ TEMPLATE_TEST_CASE("exp_inplace is accurate to a few ulp over the whole range", 
   CHECK(std::isnan(special[3]));
 }
 
-TEST_CASE("TensorView indexes with strides; Array is a value", "[core][tensor]") {
+TEST_CASE("TensorView indexes with strides, Array is a value", "[core][tensor]") {
   linattn::Array<float, 3> a({2, 3, 4});
   for (index_t i = 0; i < a.numel(); ++i) a.data()[i] = float(i);
   auto v = a.view();

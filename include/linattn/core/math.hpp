@@ -81,3 +81,33 @@ inline void exp_inplace(F* x, index_t n) {
 
 }  // namespace detail
 }  // namespace linattn
+
+namespace linattn::detail {
+
+// In-place softmax of each of `rows` rows of length n (row stride ld), max-subtracted so no
+// exponent is positive.
+template <class F>
+inline void softmax_rows(F* x, index_t rows, index_t n, index_t ld) {
+  for (index_t r = 0; r < rows; ++r) {
+    F* row = x + r * ld;
+    F mx = -std::numeric_limits<F>::infinity();
+    for (index_t i = 0; i < n; ++i) mx = row[i] > mx ? row[i] : mx;
+    for (index_t i = 0; i < n; ++i) row[i] -= mx;
+    exp_inplace(row, n);
+    F sum = 0;
+    for (index_t i = 0; i < n; ++i) sum += row[i];
+    const F inv = F(1) / sum;
+    for (index_t i = 0; i < n; ++i) row[i] *= inv;
+  }
+}
+
+// log(e^a + e^b), exact at a = -inf.
+template <class F>
+inline F log_add_exp(F a, F b) {
+  if (a == -std::numeric_limits<F>::infinity()) return b;
+  if (b == -std::numeric_limits<F>::infinity()) return a;
+  const F mx = a > b ? a : b;
+  return mx + std::log1p(std::exp(-(a > b ? a - b : b - a)));
+}
+
+}  // namespace linattn::detail

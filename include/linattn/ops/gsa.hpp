@@ -1,0 +1,324 @@
+// Gated slot attention (SPEC §3): two gated linear-attention passes over M memory slots,
+// joined by a softmax over the slots.
+//
+//   q [B, T, HQ, K]   k [B, T, H, K]   v [B, T, H, V]   s, g [B, T, H, M]   o [B, T, HQ, V]
+//   state: hk [N, H, K, M], hv [N, H, M, V]   (N = B, or sequences in cu_seqlens; HQ = G·H)
+//
+//   pass 1  hk_t = hk_{t-1} · diag(e^{g_t}) + k_tᵀ s_t     ok_t = scale · q_t hk_t     gate on the slot
+//                                                                                     (value) axis
+//   p_t = softmax_M(ok_t)                                  (in float or wider)
+//   pass 2  hv_t = diag(e^{g_t}) · hv_{t-1} + s_tᵀ v_t     o_t  = p_t hv_t             gate on the slot
+//                                                                                     (key) axis, scale 1
+//
+// Both passes are the gated recurrence of ops/gated_recurrence.hpp, which GLA also uses,
+// with the gate on the value axis for pass 1 and on the key axis for pass 2. Query head h
+// reads kv head ⌊h / G⌋ (SPEC §1), and the states belong to the kv heads.
+//
+// g may be absent (an empty view): the softmax-over-time fallback of SPEC §3 (ABC), per slot
+//   z_t = log Σ_{τ≤t} e^{s_τ},  g_t = z_{t-1} − z_t (g = 0 at a sequence start),  s_t ← e^{s_t − z_t},
+// so that hv_t is the softmax-over-time weighted mean of v per slot. Upstream has no working
+// path for it (SPEC §8.12). The running z is part of the state, so a prefill followed by
+// steps equals one pass in this mode too.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "linattn/core/check.hpp"
+#include "linattn/core/math.hpp"
+#include "linattn/core/state.hpp"
+#include "linattn/core/tensor.hpp"
+#include "linattn/core/threading.hpp"
+#include "linattn/ops/gated_recurrence.hpp"
+
+namespace linattn::gsa {
+
+// The GSA recurrent state of every sequence and kv head; a value (copy = snapshot).
+template <class T>
+struct State {
+  using value_type = acc_t<T>;
+  RecurrentState<T> hk;             // [N, H, K, M]
+  RecurrentState<T> hv;             // [N, H, M, V]
+  Array<value_type, 3> log_norm;    // [N, H, M] running z of the g-absent fallback; -inf = none yet
+
+  State() = default;
+  State(index_t sequences, index_t heads, index_t key_dim, index_t slots, index_t value_dim)
+      : hk(sequences, heads, key_dim, slots),
+        hv(sequences, heads, slots, value_dim),
+        log_norm(Shape<3>{sequences, heads, slots}) {
+    std::fill(log_norm.vector().begin(), log_norm.vector().end(), -std::numeric_limits<value_type>::infinity());
+  }
+  index_t sequences() const { return hk.sequences(); }
+  index_t heads() const { return hk.heads(); }
+  index_t key_dim() const { return hk.key_dim(); }
+  index_t slots() const { return hk.value_dim(); }
+  index_t value_dim() const { return hv.value_dim(); }
+  bool operator==(const State&) const = default;
+};
+
+struct Options {
+  std::optional<double> scale;               // pass-1 scale, default K^-1/2 (the GSA layer passes 1.0)
+  index_t chunk_size = 64;                   // chunk form: rows per chunk, any value >= 1
+  std::span<const std::int64_t> cu_seqlens;  // packed sequences [N+1]; empty: B sequences
+  Threads threads;                           // parallel over (sequence, kv head)
+};
+
+struct StepOptions {
+  std::optional<double> scale;
+  Threads threads;
+};
+
+template <class T>
+using in = std::type_identity_t<TensorView<const T, 4>>;
+
+namespace detail {
+
+using linattn::detail::GateAxis;
+using linattn::detail::HeadSlice;
+
+enum class Form { recurrent, chunk };
+
+struct Dims {
+  index_t B, T, HQ, H, G, K, V, M;
+};
+
+template <class T>
+Dims check_inputs(const char* where, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+                  TensorView<const T, 4> s, TensorView<const T, 4> g, TensorView<T, 4> o) {
+  using linattn::detail::check_inner_contiguous;
+  using linattn::detail::check_shape;
+  check_shape(where, "q", q, {-1, -1, -1, -1});
+  const index_t B = q.size(0), T_ = q.size(1), HQ = q.size(2), K = q.size(3);
+  check_shape(where, "k", k, {B, T_, -1, K});
+  const index_t H = k.size(2);
+  if (H < 1 || HQ % H != 0)
+    linattn::detail::fail(where, "q has " + std::to_string(HQ) + " heads, which is not a multiple of the " +
+                                     std::to_string(H) + " heads of k (q " + shape_string(q.shape()) + ", k " +
+                                     shape_string(k.shape()) + ")");
+  check_shape(where, "v", v, {B, T_, H, -1});
+  check_shape(where, "s", s, {B, T_, H, -1});
+  const index_t V = v.size(3), M = s.size(3);
+  if (!(g.empty() && g.numel() == 0)) check_shape(where, "g", g, {B, T_, H, M});
+  check_shape(where, "o", o, {B, T_, HQ, V});
+  check_inner_contiguous(where, "q", q);
+  check_inner_contiguous(where, "k", k);
+  check_inner_contiguous(where, "v", v);
+  check_inner_contiguous(where, "s", s);
+  if (!g.empty()) check_inner_contiguous(where, "g", g);
+  check_inner_contiguous(where, "o", o);
+  return {B, T_, HQ, H, HQ / H, K, V, M};
+}
+
+template <class T>
+void check_state(const char* where, const char* name, const State<T>& st, index_t N, const Dims& d) {
+  linattn::detail::check_state(where, std::string(name) + ".hk", st.hk, {N, d.H, d.K, d.M});
+  linattn::detail::check_state(where, std::string(name) + ".hv", st.hv, {N, d.H, d.M, d.V});
+  if (st.log_norm.shape() != Shape<3>{N, d.H, d.M})
+    linattn::detail::fail(where, std::string(name) + ".log_norm has shape " + shape_string(st.log_norm.shape()) +
+                                     ", expected " + shape_string(Shape<3>{N, d.H, d.M}));
+}
+
+// s and g rows of one (sequence, kv head) as dense [L, M] buffers; without g, the fallback's
+// s' and g' from the running log-normaliser z (updated in place).
+template <class Acc, class T>
+void slot_inputs(const T* s, index_t s_rs, const T* g, index_t g_rs, index_t L, index_t M, Acc* z,
+                 std::vector<Acc>& s_out, std::vector<Acc>& g_out) {
+  s_out.resize(static_cast<std::size_t>(L * M));
+  g_out.resize(static_cast<std::size_t>(L * M));
+  for (index_t t = 0; t < L; ++t) {
+    const T* st = s + t * s_rs;
+    Acc* so = s_out.data() + t * M;
+    Acc* go = g_out.data() + t * M;
+    if (g != nullptr) {
+      const T* gt = g + t * g_rs;
+      for (index_t m = 0; m < M; ++m) {
+        so[m] = static_cast<Acc>(st[m]);
+        go[m] = static_cast<Acc>(gt[m]);
+      }
+      continue;
+    }
+    for (index_t m = 0; m < M; ++m) {
+      const Acc x = static_cast<Acc>(st[m]);
+      const Acc z_new = linattn::detail::log_add_exp(z[m], x);
+      go[m] = z[m] == -std::numeric_limits<Acc>::infinity() ? Acc(0) : z[m] - z_new;
+      so[m] = std::exp(x - z_new);
+      z[m] = z_new;
+    }
+  }
+}
+
+template <class T>
+void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+             TensorView<const T, 4> s, TensorView<const T, 4> g, TensorView<T, 4> o, const State<T>* initial_state,
+             State<T>* final_state, const Options& opt) {
+  using Acc = acc_t<T>;
+  const char* where = form == Form::chunk ? "linattn::gsa::chunk" : "linattn::gsa::recurrent";
+  const Dims d = check_inputs(where, q, k, v, s, g, o);
+  if (form == Form::chunk && opt.chunk_size < 1)
+    linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
+  const auto spans = linattn::detail::sequence_spans(where, d.B, d.T, opt.cu_seqlens);
+  const index_t N = static_cast<index_t>(spans.size());
+  if (initial_state) check_state(where, "initial_state", *initial_state, N, d);
+  if (final_state && final_state != initial_state &&
+      (final_state->hk.shape() != Shape<4>{N, d.H, d.K, d.M} || final_state->hv.shape() != Shape<4>{N, d.H, d.M, d.V}))
+    *final_state = State<T>(N, d.H, d.K, d.M, d.V);
+  const Acc scale = static_cast<Acc>(opt.scale.value_or(1.0 / std::sqrt(static_cast<double>(d.K))));
+  const bool has_gate = !g.empty();
+  // Rows per interleaved block: pass 1, softmax and pass 2 run on one block before the next,
+  // so the [block, M] slot scores stay in cache.
+  const index_t block =
+      form == Form::chunk ? opt.chunk_size : linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
+
+  linattn::detail::parallel_for(N * d.H, opt.threads, [&](index_t item) {
+    const index_t n = item / d.H, h = item % d.H;
+    const auto& sp = spans[static_cast<std::size_t>(n)];
+    const index_t L = sp.end - sp.begin;
+    std::vector<Acc> z(static_cast<std::size_t>(d.M), -std::numeric_limits<Acc>::infinity());
+    if (initial_state) std::copy(initial_state->log_norm.view().ptr(n, h), initial_state->log_norm.view().ptr(n, h) + d.M, z.begin());
+    std::vector<Acc> s_rows, g_rows;
+    slot_inputs(s.ptr(sp.batch, sp.begin, h), s.stride(1), has_gate ? g.ptr(sp.batch, sp.begin, h) : nullptr,
+                has_gate ? g.stride(1) : 0, L, d.M, z.data(), s_rows, g_rows);
+
+    std::vector<Acc> hk(static_cast<std::size_t>(d.K * d.M)), hv(static_cast<std::size_t>(d.M * d.V));
+    std::vector<Acc> scores(static_cast<std::size_t>(block * d.M));  // [block, M]: ok, then p
+    linattn::detail::ChunkWorkspace<Acc> cw1, cw2;
+    linattn::detail::RecurrentWorkspace<Acc> rw1, rw2;
+    for (index_t gq = 0; gq < d.G; ++gq) {
+      const index_t hq = h * d.G + gq;
+      // Each query head of the group replays the kv head's states from the initial state.
+      if (initial_state) {
+        std::copy(initial_state->hk.head(n, h), initial_state->hk.head(n, h) + d.K * d.M, hk.begin());
+        std::copy(initial_state->hv.head(n, h), initial_state->hv.head(n, h) + d.M * d.V, hv.begin());
+      } else {
+        std::fill(hk.begin(), hk.end(), Acc(0));
+        std::fill(hv.begin(), hv.end(), Acc(0));
+      }
+      for (index_t t0 = 0; t0 < L; t0 += block) {
+        const index_t len = std::min(block, L - t0);
+        HeadSlice<T, T, Acc, Acc, Acc> p1;  // pass 1: keys into slots, gate on the slot (value) axis
+        p1.q = q.ptr(sp.batch, sp.begin + t0, hq);
+        p1.k = k.ptr(sp.batch, sp.begin + t0, h);
+        p1.v = s_rows.data() + t0 * d.M;
+        p1.g = g_rows.data() + t0 * d.M;
+        p1.o = scores.data();
+        p1.q_rs = q.stride(1);
+        p1.k_rs = k.stride(1);
+        p1.v_rs = p1.g_rs = p1.o_rs = d.M;
+        p1.len = len;
+        p1.K = d.K;
+        p1.V = d.M;
+        HeadSlice<Acc, Acc, T, Acc, T> p2;  // pass 2: slot values, gate on the slot (key) axis
+        p2.q = scores.data();
+        p2.k = s_rows.data() + t0 * d.M;
+        p2.v = v.ptr(sp.batch, sp.begin + t0, h);
+        p2.g = g_rows.data() + t0 * d.M;
+        p2.o = o.ptr(sp.batch, sp.begin + t0, hq);
+        p2.q_rs = p2.k_rs = p2.g_rs = d.M;
+        p2.v_rs = v.stride(1);
+        p2.o_rs = o.stride(1);
+        p2.len = len;
+        p2.K = d.M;
+        p2.V = d.V;
+        if (form == Form::chunk) {
+          linattn::detail::chunk_head<GateAxis::value>(p1, hk.data(), scale, opt.chunk_size, cw1);
+          linattn::detail::softmax_rows(scores.data(), len, d.M, d.M);
+          linattn::detail::chunk_head<GateAxis::key>(p2, hv.data(), Acc(1), opt.chunk_size, cw2);
+        } else {
+          linattn::detail::recurrent_head<GateAxis::value>(p1, hk.data(), scale, rw1);
+          linattn::detail::softmax_rows(scores.data(), len, d.M, d.M);
+          linattn::detail::recurrent_head<GateAxis::key>(p2, hv.data(), Acc(1), rw2);
+        }
+      }
+      if (final_state && gq == 0) {
+        std::copy(hk.begin(), hk.end(), final_state->hk.head(n, h));
+        std::copy(hv.begin(), hv.end(), final_state->hv.head(n, h));
+        std::copy(z.begin(), z.end(), final_state->log_norm.view().ptr(n, h));
+      }
+    }
+  });
+}
+
+// out[j] = scale · Σ_i x[i] S[i][j]   (S: [rows, cols])
+template <class Acc, class X>
+void read_state(const X* x, const Acc* S, index_t rows, index_t cols, Acc scale, Acc* out) {
+  for (index_t j = 0; j < cols; ++j) out[j] = Acc(0);
+  for (index_t i = 0; i < rows; ++i) {
+    const Acc xi = static_cast<Acc>(x[i]) * scale;
+    const Acc* row = S + i * cols;
+    for (index_t j = 0; j < cols; ++j) out[j] += xi * row[j];
+  }
+}
+
+}  // namespace detail
+
+// Token-by-token reference form. g may be an empty view (softmax-over-time fallback).
+template <class T>
+void recurrent(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o,
+               const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
+               const Options& options = {}) {
+  detail::forward(detail::Form::recurrent, q, k, v, s, g, o, initial_state, final_state, options);
+}
+
+// Chunk-parallel form: both passes as matrix products over chunks of options.chunk_size rows.
+template <class T>
+void chunk(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o, const State<T>* initial_state = nullptr,
+           State<T>* final_state = nullptr, const Options& options = {}) {
+  detail::forward(detail::Form::chunk, q, k, v, s, g, o, initial_state, final_state, options);
+}
+
+// One decode step for every sequence and head, updating `state` in place:
+//   q [N, HQ, K]   k [N, H, K]   v [N, H, V]   s, g [N, H, M] (g may be empty)   o [N, HQ, V]
+template <class T>
+void step(std::type_identity_t<TensorView<const T, 3>> q, std::type_identity_t<TensorView<const T, 3>> k,
+          std::type_identity_t<TensorView<const T, 3>> v, std::type_identity_t<TensorView<const T, 3>> s,
+          std::type_identity_t<TensorView<const T, 3>> g, TensorView<T, 3> o, State<T>& state,
+          const StepOptions& options = {}) {
+  using Acc = acc_t<T>;
+  constexpr const char* where = "linattn::gsa::step";
+  // Reuse the sequence checks by viewing the token as a T = 1 sequence.
+  auto as4 = [](auto view) {
+    using E = std::remove_pointer_t<decltype(view.data())>;
+    return TensorView<E, 4>(view.data(), {view.size(0), 1, view.size(1), view.size(2)},
+                            {view.stride(0), view.stride(0), view.stride(1), view.stride(2)});
+  };
+  const auto d = detail::check_inputs<T>(where, as4(q), as4(k), as4(v), as4(s), as4(g), as4(o));
+  detail::check_state(where, "state", state, d.B, d);
+  const Acc scale = static_cast<Acc>(options.scale.value_or(1.0 / std::sqrt(static_cast<double>(d.K))));
+  const bool has_gate = !g.empty();
+  const auto threads = linattn::detail::step_threads(options.threads, d.B * d.H * (d.K + d.V) * d.M);
+  linattn::detail::parallel_for(d.B * d.H, threads, [&](index_t item) {
+    const index_t n = item / d.H, h = item % d.H;
+    thread_local std::vector<Acc> s_row, g_row, scores, scratch;
+    detail::slot_inputs(s.ptr(n, h), 0, has_gate ? g.ptr(n, h) : nullptr, 0, 1, d.M,
+                        state.log_norm.view().ptr(n, h), s_row, g_row);
+    scores.resize(static_cast<std::size_t>(d.M));
+    Acc* hk = state.hk.head(n, h);
+    Acc* hv = state.hv.head(n, h);
+    for (index_t gq = 0; gq < d.G; ++gq) {
+      const index_t hq = h * d.G + gq;
+      if (gq == 0) {  // the first query head of the group advances the kv head's states
+        linattn::detail::step_head<linattn::detail::GateAxis::value>(q.ptr(n, hq), k.ptr(n, h), s_row.data(),
+                                                                      g_row.data(), scores.data(), hk, d.K, d.M,
+                                                                      scale, scratch);
+        linattn::detail::softmax_rows(scores.data(), 1, d.M, d.M);
+        linattn::detail::step_head<linattn::detail::GateAxis::key>(scores.data(), s_row.data(), v.ptr(n, h),
+                                                                    g_row.data(), o.ptr(n, hq), hv, d.M, d.V, Acc(1),
+                                                                    scratch);
+      } else {  // the others read the updated states
+        detail::read_state(q.ptr(n, hq), hk, d.K, d.M, scale, scores.data());
+        linattn::detail::softmax_rows(scores.data(), 1, d.M, d.M);
+        std::vector<Acc> out(static_cast<std::size_t>(d.V));
+        detail::read_state(scores.data(), hv, d.M, d.V, Acc(1), out.data());
+        for (index_t j = 0; j < d.V; ++j) o.ptr(n, hq)[j] = static_cast<T>(out[static_cast<std::size_t>(j)]);
+      }
+    }
+  });
+}
+
+}  // namespace linattn::gsa
