@@ -1,6 +1,7 @@
 // Gated linear attention: prefill (recurrent and chunk forms) and decode (step).
 //
 //   BM_GLA_Recurrent/K:k/T:t/threads:n   B=1, H=4, K=V=k, T=t tokens
+//   BM_GLA_FusedChunk/K:k/T:t/threads:n  same, fused chunk form (state in registers)
 //   BM_GLA_Chunk/K:k/T:t/threads:n       same, chunk form (chunk_size 64)
 //   BM_GLA_Step/K:k/threads:n            one decode token, B=1, H=4, state K=V=k
 //
@@ -63,7 +64,7 @@ const PrefillInputs& prefill_inputs(index_t K, index_t T) {
   return *cache;
 }
 
-template <bool Chunk>
+template <int Form>  // 0 recurrent, 1 chunk, 2 fused_chunk
 void BM_GLA_Prefill(benchmark::State& state) {
   const index_t K = state.range(0), V = K, T = state.range(1);
   const int threads = static_cast<int>(state.range(2));
@@ -73,7 +74,10 @@ void BM_GLA_Prefill(benchmark::State& state) {
   linattn::gla::Options opt;
   opt.threads = linattn::Threads{threads};
   for (auto _ : state) {
-    if constexpr (Chunk)
+    if constexpr (Form == 2)
+      linattn::gla::fused_chunk<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), o.view(), nullptr,
+                                       &final_state, opt);
+    else if constexpr (Form == 1)
       linattn::gla::chunk<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), o.view(), nullptr,
                                  &final_state, opt);
     else
@@ -88,8 +92,9 @@ void BM_GLA_Prefill(benchmark::State& state) {
   state.counters["GFLOPS"] = giga_rate(4.0 * static_cast<double>(K * V * kH) * tokens);
 }
 
-void BM_GLA_Recurrent(benchmark::State& state) { BM_GLA_Prefill<false>(state); }
-void BM_GLA_Chunk(benchmark::State& state) { BM_GLA_Prefill<true>(state); }
+void BM_GLA_Recurrent(benchmark::State& state) { BM_GLA_Prefill<0>(state); }
+void BM_GLA_Chunk(benchmark::State& state) { BM_GLA_Prefill<1>(state); }
+void BM_GLA_FusedChunk(benchmark::State& state) { BM_GLA_Prefill<2>(state); }
 
 void prefill_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"K", "T", "threads"})->ArgsProduct({{64, 128}, {512, 2048, 8192}, {1, 2}});
@@ -98,6 +103,7 @@ void prefill_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_GLA_Recurrent)->Apply(prefill_args);
 BENCHMARK(BM_GLA_Chunk)->Apply(prefill_args);
+BENCHMARK(BM_GLA_FusedChunk)->Apply(prefill_args);
 
 void BM_GLA_Step(benchmark::State& state) {
   const index_t K = state.range(0), V = K;

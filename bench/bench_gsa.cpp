@@ -1,6 +1,7 @@
 // Gated slot attention: prefill (recurrent and chunk forms) and decode (step), M = 64 slots.
 //
 //   BM_GSA_Recurrent/K:k/T:t/threads:n   B=1, H=4, K=V=k, M=64, T=t tokens
+//   BM_GSA_FusedChunk/K:k/T:t/threads:n  same, fused chunk form (state in registers)
 //   BM_GSA_Chunk/K:k/T:t/threads:n       same, chunk form (chunk_size 64)
 //   BM_GSA_Step/K:k/threads:n            one decode token, state (K+V)·M per head
 //
@@ -63,7 +64,7 @@ const GsaInputs& inputs(index_t K, index_t T) {
   return *cache;
 }
 
-template <bool Chunk>
+template <int Form>  // 0 recurrent, 1 chunk, 2 fused_chunk
 void BM_GSA_Prefill(benchmark::State& state) {
   const index_t K = state.range(0), V = K, T = state.range(1);
   const GsaInputs& in = inputs(K, T);
@@ -73,7 +74,10 @@ void BM_GSA_Prefill(benchmark::State& state) {
   opt.scale = 1.0;
   opt.threads = linattn::Threads{static_cast<int>(state.range(2))};
   for (auto _ : state) {
-    if constexpr (Chunk)
+    if constexpr (Form == 2)
+      linattn::gsa::fused_chunk<float>(in.q.view(), in.k.view(), in.v.view(), in.s.view(), in.g.view(), o.view(),
+                                       nullptr, &final_state, opt);
+    else if constexpr (Form == 1)
       linattn::gsa::chunk<float>(in.q.view(), in.k.view(), in.v.view(), in.s.view(), in.g.view(), o.view(), nullptr,
                                  &final_state, opt);
     else
@@ -87,8 +91,9 @@ void BM_GSA_Prefill(benchmark::State& state) {
   state.counters["GFLOPS"] = giga_rate(4.0 * static_cast<double>(kM * (K + V) * kH) * tokens);
 }
 
-void BM_GSA_Recurrent(benchmark::State& state) { BM_GSA_Prefill<false>(state); }
-void BM_GSA_Chunk(benchmark::State& state) { BM_GSA_Prefill<true>(state); }
+void BM_GSA_Recurrent(benchmark::State& state) { BM_GSA_Prefill<0>(state); }
+void BM_GSA_Chunk(benchmark::State& state) { BM_GSA_Prefill<1>(state); }
+void BM_GSA_FusedChunk(benchmark::State& state) { BM_GSA_Prefill<2>(state); }
 
 void prefill_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"K", "T", "threads"})->ArgsProduct({{64, 128}, {512, 2048, 8192}, {1, 2}});
@@ -97,6 +102,7 @@ void prefill_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_GSA_Recurrent)->Apply(prefill_args);
 BENCHMARK(BM_GSA_Chunk)->Apply(prefill_args);
+BENCHMARK(BM_GSA_FusedChunk)->Apply(prefill_args);
 
 void BM_GSA_Step(benchmark::State& state) {
   const index_t K = state.range(0), V = K;

@@ -96,7 +96,7 @@ def main():
 
 def summarize_op(op, by_family, gemm_gflops, rw):
     # Prefill: one row per (form, K, T).
-    forms = [("recurrent", f"BM_{op}_Recurrent"), ("chunk", f"BM_{op}_Chunk")]
+    forms = [("recurrent", f"BM_{op}_Recurrent"), ("chunk", f"BM_{op}_Chunk"), ("fused", f"BM_{op}_FusedChunk")]
     table = {}
     for form, family in forms:
         for r in by_family.get(family, []):
@@ -145,15 +145,16 @@ def summarize_op(op, by_family, gemm_gflops, rw):
 
 def gla_vs_gsa(by_family):
     """GSA chunk tokens/s over GLA chunk tokens/s at the same (K, T, threads): the cost of the second pass."""
-    gla = {(r["args"]["K"], r["args"]["T"], r["args"]["threads"]): r for r in by_family.get("BM_GLA_Chunk", [])}
-    gsa = {(r["args"]["K"], r["args"]["T"], r["args"]["threads"]): r for r in by_family.get("BM_GSA_Chunk", [])}
-    common = sorted(set(gla) & set(gsa))
-    if not common:
-        return
-    print()
-    print("GSA (M=64) chunk tokens/s / GLA chunk tokens/s at the same K=V, T, threads")
-    for key in common:
-        print(f"  K={key[0]:<4} T={key[1]:<5} threads={key[2]}:  {gsa[key]['tokens/s'] / gla[key]['tokens/s']:.2f}")
+    for form, suffix in (("chunk", "Chunk"), ("fused_chunk", "FusedChunk")):
+        gla = {(r["args"]["K"], r["args"]["T"], r["args"]["threads"]): r for r in by_family.get(f"BM_GLA_{suffix}", [])}
+        gsa = {(r["args"]["K"], r["args"]["T"], r["args"]["threads"]): r for r in by_family.get(f"BM_GSA_{suffix}", [])}
+        common = sorted(set(gla) & set(gsa))
+        if not common:
+            continue
+        print()
+        print(f"GSA (M=64) {form} tokens/s / GLA {form} tokens/s at the same K=V, T, threads")
+        for key in common:
+            print(f"  K={key[0]:<4} T={key[1]:<5} threads={key[2]}:  {gsa[key]['tokens/s'] / gla[key]['tokens/s']:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 // with o and ht:
 //   recurrent  gla::recurrent over the whole batch
 //   chunk      gla::chunk, default chunk size (64)
+//   fused_chunk gla::fused_chunk (state in registers, chunks of 2)
 //   step       gla::step token by token from h0; op.gla steps all B sequences together
 //              (strided [B, H, *] views of time t), op.gla_varlen steps each packed sequence
 //              on its own one-sequence state started from its h0 slice.
@@ -148,6 +149,13 @@ inline bool run(const Case& c, bool varlen) {
     State ht;
     linattn::gla::chunk<float>(in.q.cview(), in.k.cview(), in.v.cview(), in.gk.cview(), o.view(), &in.h0, &ht, opt);
     ok &= report(c, "chunk", checks(o, ht));
+  }
+  {
+    Array<float, 4> o(Shape<4>{in.B, in.T, in.H, in.V});
+    State ht;
+    linattn::gla::fused_chunk<float>(in.q.cview(), in.k.cview(), in.v.cview(), in.gk.cview(), o.view(), &in.h0, &ht,
+                                     opt);
+    ok &= report(c, "fused_chunk", checks(o, ht));
   }
   {
     const auto [o, ht] = run_steps(in);

@@ -5,7 +5,7 @@
 //   absent = the softmax-over-time fallback)   hk0 [N, H, K, M], hv0 [N, H, M, V] (optional: zeros)
 //   cu_seqlens [N + 1] i64 (optional; B = 1)
 //   expected  o [B, T, HQ, V]   hkt [N, H, K, M]   hvt [N, H, M, V]
-// Forms: recurrent and chunk over the whole input; step token by token, one sequence at a time.
+// Forms: recurrent, chunk and fused_chunk over the whole input; step token by token, one sequence at a time.
 #pragma once
 
 #include <algorithm>
@@ -64,11 +64,13 @@ inline bool run(const Case& c) {
   };
 
   bool ok = true;
-  for (const char* form : {"recurrent", "chunk"}) {
+  for (const std::string form : {"recurrent", "chunk", "fused_chunk"}) {
     Array<float, 4> o(Shape<4>{B, T, HQ, V});
     State ht;
-    if (std::string(form) == "chunk")
+    if (form == "chunk")
       linattn::gsa::chunk<float>(q.cview(), k.cview(), v.cview(), s.cview(), gv, o.view(), &h0, &ht, opt);
+    else if (form == "fused_chunk")
+      linattn::gsa::fused_chunk<float>(q.cview(), k.cview(), v.cview(), s.cview(), gv, o.view(), &h0, &ht, opt);
     else
       linattn::gsa::recurrent<float>(q.cview(), k.cview(), v.cview(), s.cview(), gv, o.view(), &h0, &ht, opt);
     ok &= report(c, form, checks(o, ht));

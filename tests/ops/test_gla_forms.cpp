@@ -22,9 +22,12 @@ void check_forms_agree(index_t B, index_t T_, index_t H, index_t K, index_t V, i
   opt.chunk_size = C;
   const auto rec = run_recurrent(p, opt);
   const auto chk = run_chunk(p, opt);
+  const auto fus = run_fused(p, opt);
   const auto stp = run_steps(p, 1.0 / std::sqrt(double(K)));
   CHECK(rel(chk.o, rec.o) <= tol);
   CHECK(rel(chk.ht.view(), rec.ht.view()) <= tol);
+  CHECK(rel(fus.o, rec.o) <= tol);
+  CHECK(rel(fus.ht.view(), rec.ht.view()) <= tol);
   CHECK(rel(stp.o, rec.o) <= tol);
   CHECK(rel(stp.ht.view(), rec.ht.view()) <= tol);
 }
@@ -66,6 +69,8 @@ TEST_CASE("GLA forms match an independent long-double recurrence", "[gla][forms]
     CHECK(rel(run_recurrent(p).o, ro) <= 1e-13);
     CHECK(rel(run_chunk(p).o, ro) <= 1e-13);
     CHECK(rel(run_chunk(p).ht.view(), rht) <= 1e-13);
+    CHECK(rel(run_fused(p).o, ro) <= 1e-13);
+    CHECK(rel(run_fused(p).ht.view(), rht) <= 1e-13);
     CHECK(rel(run_steps(p, 1.0 / std::sqrt(48.0)).o, ro) <= 1e-13);
   }
 }
@@ -79,5 +84,6 @@ TEST_CASE("GLA scale option is honoured by every form", "[gla][forms]") {
   ref::gla(p.q, p.k, p.v, p.g, 0.37, {}, &h0, ro, rht);
   CHECK(rel(run_recurrent(p, opt).o, ro) <= 1e-13);
   CHECK(rel(run_chunk(p, opt).o, ro) <= 1e-13);
+  CHECK(rel(run_fused(p, opt).o, ro) <= 1e-13);
   CHECK(rel(run_steps(p, 0.37).o, ro) <= 1e-13);
 }

@@ -28,7 +28,7 @@ std::vector<fs::path> golden_files(const std::string& prefix) {
 
 }  // namespace
 
-TEST_CASE("GLA golden cases: recurrent, chunk and step within 1e-4", "[gla][golden]") {
+TEST_CASE("GLA golden cases: recurrent, chunk, fused chunk and step within 1e-4", "[gla][golden]") {
   const auto files = golden_files("gla_");
   REQUIRE(files.size() >= 6);
   for (const auto& path : files) {
@@ -53,11 +53,16 @@ TEST_CASE("GLA golden cases: recurrent, chunk and step within 1e-4", "[gla][gold
       CHECK(ref::rel_err(o.data(), o_ref.data(), o_ref.numel()) <= 1e-4);
       CHECK(ref::rel_err(ht.data(), ht_ref.data(), ht_ref.numel()) <= 1e-4);
     }
-    Array<float, 4> o({B, T_, H, V});
-    linattn::gla::State<float> ht;
-    linattn::gla::recurrent<float>(q.view(), k.view(), v.view(), g.view(), o.view(), &h0, &ht, opt);
-    CHECK(ref::rel_err(o.data(), o_ref.data(), o_ref.numel()) <= 1e-4);
-    CHECK(ref::rel_err(ht.data(), ht_ref.data(), ht_ref.numel()) <= 1e-4);
+    for (bool fused : {false, true}) {
+      Array<float, 4> o({B, T_, H, V});
+      linattn::gla::State<float> ht;
+      if (fused)
+        linattn::gla::fused_chunk<float>(q.view(), k.view(), v.view(), g.view(), o.view(), &h0, &ht, opt);
+      else
+        linattn::gla::recurrent<float>(q.view(), k.view(), v.view(), g.view(), o.view(), &h0, &ht, opt);
+      CHECK(ref::rel_err(o.data(), o_ref.data(), o_ref.numel()) <= 1e-4);
+      CHECK(ref::rel_err(ht.data(), ht_ref.data(), ht_ref.numel()) <= 1e-4);
+    }
 
     // Step by step, one sequence at a time (varlen: rows cu[n]..cu[n+1] of the packed batch).
     const index_t N = cu.empty() ? B : index_t(cu.size()) - 1;

@@ -29,12 +29,15 @@ TEST_CASE("GLA varlen equals each sequence alone, in every form", "[gla][varlen]
   const std::vector<std::int64_t> cu = {0, 5, 69, 69, 169, 170};  // includes an empty sequence
   const index_t N = static_cast<index_t>(cu.size()) - 1, H = 2, K = 32, V = 24;
   const auto p = make_problem<double>(1, cu.back(), H, K, V, -0.5, 99, N);
-  for (bool chunk : {false, true}) {
-    CAPTURE(chunk);
+  for (int form : {0, 1, 2}) {
+    CAPTURE(form);
+    auto run = [&](const Problem<double>& pr, const linattn::gla::Options& o) {
+      return form == 0 ? run_recurrent(pr, o) : form == 1 ? run_chunk(pr, o) : run_fused(pr, o);
+    };
     linattn::gla::Options opt;
     opt.cu_seqlens = cu;
     opt.chunk_size = 16;
-    const auto packed = chunk ? run_chunk(p, opt) : run_recurrent(p, opt);
+    const auto packed = run(p, opt);
     for (index_t n = 0; n < N; ++n) {
       Problem<double> one;
       one.q = rows(p.q, cu[n], cu[n + 1]);
@@ -45,7 +48,7 @@ TEST_CASE("GLA varlen equals each sequence alone, in every form", "[gla][varlen]
       std::copy(p.h0.head(n, 0), p.h0.head(n, 0) + H * K * V, one.h0.data());
       linattn::gla::Options o1;
       o1.chunk_size = 16;
-      const auto alone = chunk ? run_chunk(one, o1) : run_recurrent(one, o1);
+      const auto alone = run(one, o1);
       for (index_t i = 0; i < alone.o.numel(); ++i)
         REQUIRE(packed.o.data()[cu[n] * H * V + i] == Approx(alone.o.data()[i]).epsilon(1e-12).margin(1e-12));
       for (index_t i = 0; i < H * K * V; ++i)
@@ -66,6 +69,9 @@ TEST_CASE("GLA prefix + state equals the full sequence (chunk prefill, then step
     post.h0 = a.ht;
     const auto b = run_chunk(post);
     const auto c = run_steps(post, 1.0 / std::sqrt(double(K)));
+    const auto d = run_fused(post);
+    CHECK(ref::rel_err(d.o.data(), full.o.data() + split * H * V, d.o.numel()) <= 1e-12);
+    CHECK(ref::rel_err(d.ht.data(), full.ht.data(), full.ht.view().numel()) <= 1e-12);
     CHECK(ref::rel_err(b.ht.data(), full.ht.data(), full.ht.view().numel()) <= 1e-12);
     CHECK(ref::rel_err(c.ht.data(), full.ht.data(), full.ht.view().numel()) <= 1e-12);
     CHECK(ref::rel_err(b.o.data(), full.o.data() + split * H * V, b.o.numel()) <= 1e-12);
@@ -90,6 +96,7 @@ TEST_CASE("GLA stays finite over 65,536 tokens with hard-reset gates", "[gla][st
   for (index_t i = 0; i < p.g.numel(); i += 3) p.g.data()[i] = -1e-6f;
   const auto rec = run_recurrent(p);
   const auto chk = run_chunk(p);
+  const auto fus = run_fused(p);
   auto finite = [](const auto& a) {
     for (index_t i = 0; i < a.numel(); ++i)
       if (!std::isfinite(a.data()[i])) return false;
@@ -98,7 +105,9 @@ TEST_CASE("GLA stays finite over 65,536 tokens with hard-reset gates", "[gla][st
   CHECK(finite(rec.o));
   CHECK(finite(chk.o));
   CHECK(finite(chk.ht.view()));
+  CHECK(finite(fus.o));
   CHECK(rel(chk.o, rec.o) <= 1e-4);
+  CHECK(rel(fus.o, rec.o) <= 1e-4);
   // Without decay the state grows linearly: still finite in float after 65,536 tokens.
   for (auto& x : p.g.vector()) x = 0.0f;
   CHECK(finite(run_chunk(p).o));
@@ -106,12 +115,15 @@ TEST_CASE("GLA stays finite over 65,536 tokens with hard-reset gates", "[gla][st
 
 TEST_CASE("GLA results do not depend on the thread count", "[gla][threads]") {
   const auto p = make_problem<float>(2, 130, 3, 32, 48, 0.0, 4);
-  for (bool chunk : {false, true}) {
+  for (int form : {0, 1, 2}) {
     linattn::gla::Options one, two;
     one.threads.count = 1;
     two.threads.count = 2;
-    const auto a = chunk ? run_chunk(p, one) : run_recurrent(p, one);
-    const auto b = chunk ? run_chunk(p, two) : run_recurrent(p, two);
+    auto run = [&](const linattn::gla::Options& o) {
+      return form == 0 ? run_recurrent(p, o) : form == 1 ? run_chunk(p, o) : run_fused(p, o);
+    };
+    const auto a = run(one);
+    const auto b = run(two);
     CHECK(a.o == b.o);
     CHECK(a.ht == b.ht);
   }

@@ -32,9 +32,9 @@ void check_against_reference(const Problem<T>& p, const std::optional<double>& s
   Array<double, 4> ro, rk, rv;
   const auto k0 = as_double(p.h0.hk), v0 = as_double(p.h0.hv);
   ref::gsa(p.q, p.k, p.v, p.s, p.g, sc, {}, &k0, &v0, ro, rk, rv);
-  const auto rec = run(false, p, opt), chk = run(true, p, opt);
+  const auto rec = run(0, p, opt), chk = run(1, p, opt), fused = run(2, p, opt);
   const auto stp = run_steps(p, scale);
-  for (const auto* r : {&rec, &chk, &stp}) {
+  for (const auto* r : {&rec, &chk, &fused, &stp}) {
     CHECK(rel(r->o, ro) <= tol);
     CHECK(ref::rel_err(r->ht.hk.data(), rk.data(), rk.numel()) <= tol);
     CHECK(ref::rel_err(r->ht.hv.data(), rv.data(), rv.numel()) <= tol);
@@ -65,7 +65,7 @@ TEST_CASE("GSA golden cases: recurrent, chunk and step within 1e-4", "[gsa][gold
     const auto o = f.read_array<double, 4>("o"), hkt = f.read_array<double, 4>("hkt"), hvt = f.read_array<double, 4>("hvt");
     linattn::gsa::Options opt;
     opt.scale = scale;
-    for (const auto& r : {run(false, p, opt), run(true, p, opt), run_steps(p, scale)}) {
+    for (const auto& r : {run(0, p, opt), run(1, p, opt), run(2, p, opt), run_steps(p, scale)}) {
       CHECK(rel(r.o, o) <= 1e-4);
       CHECK(ref::rel_err(r.ht.hk.data(), hkt.data(), hkt.numel()) <= 1e-4);
       CHECK(ref::rel_err(r.ht.hv.data(), hvt.data(), hvt.numel()) <= 1e-4);
@@ -101,7 +101,7 @@ TEST_CASE("GSA grouped queries: query head h reads kv head h / G", "[gsa][gqa]")
   check_against_reference(p, 1.0, 16, 1e-10);
   linattn::gsa::Options opt;
   opt.scale = 1.0;
-  const auto all = run(true, p, opt);
+  const auto all = run(2, p, opt);
   for (index_t hq : {0, 2, 3, 5}) {
     Problem<double> one = p;
     one.q = Array<double, 4>({1, 90, 1, 16});
@@ -122,7 +122,7 @@ TEST_CASE("GSA grouped queries: query head h reads kv head h / G", "[gsa][gqa]")
     one.h0 = linattn::gsa::State<double>(1, 1, 16, 8, 24);
     std::copy(p.h0.hk.head(0, h), p.h0.hk.head(0, h) + 16 * 8, one.h0.hk.data());
     std::copy(p.h0.hv.head(0, h), p.h0.hv.head(0, h) + 8 * 24, one.h0.hv.data());
-    const auto r = run(true, one, opt);
+    const auto r = run(1, one, opt);
     for (index_t t = 0; t < 90; ++t)
       for (index_t j = 0; j < 24; ++j) REQUIRE(all.o(0, t, hq, j) == Approx(r.o(0, t, 0, j)).epsilon(1e-12));
   }
@@ -135,8 +135,9 @@ TEST_CASE("GSA without g: the softmax-over-time fallback equals its direct defin
   linattn::gsa::Options opt;
   opt.scale = 0.5;
   opt.chunk_size = 16;
-  CHECK(rel(run(false, p, opt, false).o, ro) <= 1e-12);
-  CHECK(rel(run(true, p, opt, false).o, ro) <= 1e-12);
+  CHECK(rel(run(0, p, opt, false).o, ro) <= 1e-12);
+  CHECK(rel(run(1, p, opt, false).o, ro) <= 1e-12);
+  CHECK(rel(run(2, p, opt, false).o, ro) <= 1e-12);
   CHECK(rel(run_steps(p, 0.5, false).o, ro) <= 1e-12);
 }
 
@@ -148,7 +149,7 @@ TEST_CASE("GSA prefix + state equals the full sequence, with and without g", "[g
     linattn::gsa::Options opt;
     opt.scale = 1.0;
     opt.chunk_size = 32;
-    const auto full = run(true, p, opt, false);
+    const auto full = run(0, p, opt, false);
     for (index_t split : {1, 31, 32, 33, 199}) {
       CAPTURE(split);
       auto rows = [&](const Array<double, 4>& a, index_t t0, index_t t1) {
@@ -161,8 +162,8 @@ TEST_CASE("GSA prefix + state equals the full sequence, with and without g", "[g
                           rows(p.g, 0, split), {}};
       Problem<double> post{rows(p.q, split, T_), rows(p.k, split, T_), rows(p.v, split, T_), rows(p.s, split, T_),
                            rows(p.g, split, T_), {}};
-      post.h0 = run(true, pre, opt, false).ht;
-      const auto b = run(true, post, opt);
+      post.h0 = run(1, pre, opt, false).ht;
+      const auto b = run(2, post, opt);
       const auto c = run_steps(post, 1.0);
       CHECK(ref::rel_err(b.o.data(), full.o.data() + split * 2 * 16, b.o.numel()) <= 1e-12);
       CHECK(ref::rel_err(c.o.data(), full.o.data() + split * 2 * 16, c.o.numel()) <= 1e-12);
@@ -175,11 +176,11 @@ TEST_CASE("GSA varlen equals each sequence alone", "[gsa][varlen]") {
   const std::vector<std::int64_t> cu = {0, 3, 70, 70, 101};
   const index_t N = 4;
   const auto p = make_problem<double>(1, 101, 2, 1, 16, 16, 8, 0.0, 8, true, N);
-  for (bool chunk : {false, true}) {
+  for (int form : {0, 1, 2}) {
     linattn::gsa::Options opt;
     opt.cu_seqlens = cu;
     opt.chunk_size = 16;
-    const auto packed = run(chunk, p, opt);
+    const auto packed = run(form, p, opt);
     for (index_t n = 0; n < N; ++n) {
       auto rows = [&](const Array<double, 4>& a) {
         Array<double, 4> out({1, cu[n + 1] - cu[n], a.size(2), a.size(3)});
@@ -191,7 +192,7 @@ TEST_CASE("GSA varlen equals each sequence alone", "[gsa][varlen]") {
       std::copy(p.h0.hv.head(n, 0), p.h0.hv.head(n, 0) + 8 * 16, one.h0.hv.data());
       linattn::gsa::Options o1;
       o1.chunk_size = 16;
-      const auto alone = run(chunk, one, o1);
+      const auto alone = run(form, one, o1);
       CHECK(ref::rel_err(packed.o.data() + cu[n] * 2 * 16, alone.o.data(), alone.o.numel()) <= 1e-12);
       CHECK(ref::rel_err(packed.ht.hv.head(n, 0), alone.ht.hv.data(), 8 * 16) <= 1e-12);
     }

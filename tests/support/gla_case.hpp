@@ -54,6 +54,13 @@ Result<T> run_chunk(const Problem<T>& p, linattn::gla::Options opt = {}) {
   return r;
 }
 
+template <class T>
+Result<T> run_fused(const Problem<T>& p, linattn::gla::Options opt = {}) {
+  Result<T> r{Array<T, 4>({p.q.size(0), p.q.size(1), p.q.size(2), p.v.size(3)}), {}};
+  linattn::gla::fused_chunk<T>(p.q.view(), p.k.view(), p.v.view(), p.g.view(), r.o.view(), &p.h0, &r.ht, opt);
+  return r;
+}
+
 // Token by token through gla::step (no cu_seqlens: the batch is the sequences).
 template <class T>
 Result<T> run_steps(const Problem<T>& p, double scale) {

@@ -55,11 +55,14 @@ TensorView<const T, 4> gate_view(const Problem<T>& p) {
 }
 
 template <class T>
-Result<T> run(bool chunk, const Problem<T>& p, linattn::gsa::Options opt = {}, bool with_initial = true) {
+Result<T> run(int form, const Problem<T>& p, linattn::gsa::Options opt = {}, bool with_initial = true) {
   Result<T> r{Array<T, 4>({p.q.size(0), p.q.size(1), p.q.size(2), p.v.size(3)}), {}};
   const auto* h0 = with_initial ? &p.h0 : nullptr;
-  if (chunk)
+  // form: 0 recurrent, 1 chunk, 2 fused_chunk
+  if (form == 1)
     linattn::gsa::chunk<T>(p.q.view(), p.k.view(), p.v.view(), p.s.view(), gate_view(p), r.o.view(), h0, &r.ht, opt);
+  else if (form == 2)
+    linattn::gsa::fused_chunk<T>(p.q.view(), p.k.view(), p.v.view(), p.s.view(), gate_view(p), r.o.view(), h0, &r.ht, opt);
   else
     linattn::gsa::recurrent<T>(p.q.view(), p.k.view(), p.v.view(), p.s.view(), gate_view(p), r.o.view(), h0, &r.ht, opt);
   return r;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -41,7 +42,7 @@ namespace detail {
 
 using linattn::detail::GateAxis;
 
-enum class Form { recurrent, chunk };
+enum class Form { recurrent, chunk, fused_chunk };
 
 template <class T>
 void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
@@ -50,7 +51,9 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
   using Acc = acc_t<T>;
   using linattn::detail::check_inner_contiguous;
   using linattn::detail::check_shape;
-  const char* where = form == Form::chunk ? "linattn::gla::chunk" : "linattn::gla::recurrent";
+  const char* where = form == Form::chunk         ? "linattn::gla::chunk"
+                      : form == Form::fused_chunk ? "linattn::gla::fused_chunk"
+                                                  : "linattn::gla::recurrent";
   check_shape(where, "q", q, {-1, -1, -1, -1});
   const index_t B = q.size(0), T_ = q.size(1), H = q.size(2), K = q.size(3);
   check_shape(where, "k", k, {B, T_, H, K});
@@ -73,33 +76,44 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
     *final_state = State<T>(N, H, K, V);
   const Acc scale = static_cast<Acc>(opt.scale.value_or(1.0 / std::sqrt(static_cast<double>(K))));
 
-  linattn::detail::parallel_for(N * H, opt.threads, [&](index_t item) {
-    const index_t n = item / H, h = item % H;
+  // Rows per block: the kernels' own time block (64), or whole chunks for the chunk form.
+  const index_t block = form == Form::chunk ? opt.chunk_size * std::max<index_t>(1, 64 / opt.chunk_size) : 64;
+  const int threads = linattn::detail::resolve_threads(opt.threads, N * H);
+  const auto items = linattn::detail::head_ranges(N, H, threads);
+  linattn::detail::parallel_for(static_cast<index_t>(items.size()), Threads{threads}, [&](index_t item) {
+    const auto [n, h0, h1] = items[static_cast<std::size_t>(item)];
     const auto& sp = spans[static_cast<std::size_t>(n)];
-    linattn::detail::HeadSlice<T, T, T, T, T> x;
-    x.q = q.ptr(sp.batch, sp.begin, h);
-    x.k = k.ptr(sp.batch, sp.begin, h);
-    x.v = v.ptr(sp.batch, sp.begin, h);
-    x.g = gk.ptr(sp.batch, sp.begin, h);
-    x.o = o.ptr(sp.batch, sp.begin, h);
-    x.q_rs = q.stride(1);
-    x.k_rs = k.stride(1);
-    x.v_rs = v.stride(1);
-    x.g_rs = gk.stride(1);
-    x.o_rs = o.stride(1);
-    x.len = sp.end - sp.begin;
-    x.K = K;
-    x.V = V;
-    std::vector<Acc> S(static_cast<std::size_t>(K * V), Acc(0));
-    if (initial_state) std::copy(initial_state->head(n, h), initial_state->head(n, h) + K * V, S.begin());
-    if (form == Form::chunk) {
-      linattn::detail::ChunkWorkspace<Acc> ws;
-      linattn::detail::chunk_head<GateAxis::key>(x, S.data(), scale, opt.chunk_size, ws);
-    } else {
-      linattn::detail::RecurrentWorkspace<Acc> ws;
-      linattn::detail::recurrent_head<GateAxis::key>(x, S.data(), scale, ws);
+    std::vector<Acc> S(static_cast<std::size_t>((h1 - h0) * K * V), Acc(0));  // [h1 - h0, K, V]
+    if (initial_state) std::copy(initial_state->head(n, h0), initial_state->head(n, h0) + (h1 - h0) * K * V, S.begin());
+    linattn::detail::ChunkWorkspace<Acc> chunk_ws;
+    linattn::detail::FusedWorkspace<Acc> fused_ws;
+    linattn::detail::RecurrentWorkspace<Acc> recurrent_ws;
+    for (index_t t0 = sp.begin; t0 < sp.end; t0 += block) {
+      for (index_t h = h0; h < h1; ++h) {
+        linattn::detail::HeadSlice<T, T, T, T, T> x;
+        x.q = q.ptr(sp.batch, t0, h);
+        x.k = k.ptr(sp.batch, t0, h);
+        x.v = v.ptr(sp.batch, t0, h);
+        x.g = gk.ptr(sp.batch, t0, h);
+        x.o = o.ptr(sp.batch, t0, h);
+        x.q_rs = q.stride(1);
+        x.k_rs = k.stride(1);
+        x.v_rs = v.stride(1);
+        x.g_rs = gk.stride(1);
+        x.o_rs = o.stride(1);
+        x.len = std::min(block, sp.end - t0);
+        x.K = K;
+        x.V = V;
+        Acc* Sh = S.data() + (h - h0) * K * V;
+        if (form == Form::chunk)
+          linattn::detail::chunk_head<GateAxis::key>(x, Sh, scale, opt.chunk_size, chunk_ws);
+        else if (form == Form::fused_chunk)
+          linattn::detail::fused_chunk_head<GateAxis::key>(x, Sh, scale, fused_ws);
+        else
+          linattn::detail::recurrent_head<GateAxis::key>(x, Sh, scale, recurrent_ws);
+      }
     }
-    if (final_state) std::copy(S.begin(), S.end(), final_state->head(n, h));
+    if (final_state) std::copy(S.begin(), S.end(), final_state->head(n, h0));
   });
 }
 
@@ -119,6 +133,16 @@ void chunk(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
            const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
            const Options& options = {}) {
   detail::forward(detail::Form::chunk, q, k, v, gk, o, initial_state, final_state, options);
+}
+
+// Fused chunk form: chunks of 4 tokens with the state held in registers, never stored
+// (upstream's non-materialised "fused_chunk" algorithm, SPEC §2). The fastest form for
+// prefill on a CPU; options.chunk_size does not apply.
+template <class T>
+void fused_chunk(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
+                 const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
+                 const Options& options = {}) {
+  detail::forward(detail::Form::fused_chunk, q, k, v, gk, o, initial_state, final_state, options);
 }
 
 struct StepOptions {

@@ -82,7 +82,7 @@ namespace detail {
 using linattn::detail::GateAxis;
 using linattn::detail::HeadSlice;
 
-enum class Form { recurrent, chunk };
+enum class Form { recurrent, chunk, fused_chunk };
 
 struct Dims {
   index_t B, T, HQ, H, G, K, V, M;
@@ -158,7 +158,9 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
              TensorView<const T, 4> s, TensorView<const T, 4> g, TensorView<T, 4> o, const State<T>* initial_state,
              State<T>* final_state, const Options& opt) {
   using Acc = acc_t<T>;
-  const char* where = form == Form::chunk ? "linattn::gsa::chunk" : "linattn::gsa::recurrent";
+  const char* where = form == Form::chunk         ? "linattn::gsa::chunk"
+                      : form == Form::fused_chunk ? "linattn::gsa::fused_chunk"
+                                                  : "linattn::gsa::recurrent";
   const Dims d = check_inputs(where, q, k, v, s, g, o);
   if (form == Form::chunk && opt.chunk_size < 1)
     linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
@@ -172,8 +174,7 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
   const bool has_gate = !g.empty();
   // Rows per interleaved block: pass 1, softmax and pass 2 run on one block before the next,
   // so the [block, M] slot scores stay in cache.
-  const index_t block =
-      form == Form::chunk ? opt.chunk_size : linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
+  const index_t block = form == Form::chunk ? opt.chunk_size : linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
 
   linattn::detail::parallel_for(N * d.H, opt.threads, [&](index_t item) {
     const index_t n = item / d.H, h = item % d.H;
@@ -189,6 +190,7 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
     std::vector<Acc> scores(static_cast<std::size_t>(block * d.M));  // [block, M]: ok, then p
     linattn::detail::ChunkWorkspace<Acc> cw1, cw2;
     linattn::detail::RecurrentWorkspace<Acc> rw1, rw2;
+    linattn::detail::FusedWorkspace<Acc> fw1, fw2;
     for (index_t gq = 0; gq < d.G; ++gq) {
       const index_t hq = h * d.G + gq;
       // Each query head of the group replays the kv head's states from the initial state.
@@ -229,6 +231,10 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
           linattn::detail::chunk_head<GateAxis::value>(p1, hk.data(), scale, opt.chunk_size, cw1);
           linattn::detail::softmax_rows(scores.data(), len, d.M, d.M);
           linattn::detail::chunk_head<GateAxis::key>(p2, hv.data(), Acc(1), opt.chunk_size, cw2);
+        } else if (form == Form::fused_chunk) {
+          linattn::detail::fused_chunk_head<GateAxis::value>(p1, hk.data(), scale, fw1);
+          linattn::detail::softmax_rows(scores.data(), len, d.M, d.M);
+          linattn::detail::fused_chunk_head<GateAxis::key>(p2, hv.data(), Acc(1), fw2);
         } else {
           linattn::detail::recurrent_head<GateAxis::value>(p1, hk.data(), scale, rw1);
           linattn::detail::softmax_rows(scores.data(), len, d.M, d.M);
@@ -270,6 +276,16 @@ template <class T>
 void chunk(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o, const State<T>* initial_state = nullptr,
            State<T>* final_state = nullptr, const Options& options = {}) {
   detail::forward(detail::Form::chunk, q, k, v, s, g, o, initial_state, final_state, options);
+}
+
+// Fused chunk form: both passes with the state held in registers over chunks of a few tokens
+// (upstream's non-materialised algorithm, SPEC §2); the fastest form for prefill on a CPU.
+// options.chunk_size does not apply.
+template <class T>
+void fused_chunk(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o,
+                 const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
+                 const Options& options = {}) {
+  detail::forward(detail::Form::fused_chunk, q, k, v, s, g, o, initial_state, final_state, options);
 }
 
 // One decode step for every sequence and head, updating `state` in place:
