@@ -10,6 +10,7 @@
 #include "common.hpp"
 #include "gla_runner.hpp"
 #include "gsa_runner.hpp"
+#include "hgrn_runner.hpp"
 
 namespace conformance {
 
@@ -23,6 +24,8 @@ inline constexpr std::array kRunners{
     RunnerEntry{"op.gla_varlen", &run_gla_varlen},
     RunnerEntry{"op.gsa", &run_gsa},
     RunnerEntry{"op.gsa_varlen", &run_gsa},
+    RunnerEntry{"op.hgrn", &run_hgrn},
+    RunnerEntry{"op.hgrn_varlen", &run_hgrn},
 };
 
 inline const RunnerEntry* find_runner(std::string_view kind) {

@@ -8,3 +8,4 @@
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gla.hpp"
 #include "linattn/ops/gsa.hpp"
+#include "linattn/ops/hgrn.hpp"

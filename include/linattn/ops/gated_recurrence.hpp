@@ -36,6 +36,10 @@ namespace linattn::detail {
 
 enum class GateAxis { key, value };
 
+// How a gate tensor holds the decay (SPEC §8.1): fla's ops take log-space gates g (decay e^g);
+// matmulfreellm's HGRN takes the decay f ∈ (0, 1) itself. Carried explicitly with every gate.
+enum class GateSpace { log, linear };
+
 // One (sequence, head): rows [0, len) of row-major matrices with the given row strides.
 // Element types may differ (GSA feeds its float softmax probabilities as q of pass 2).
 template <class Q, class KT, class VT, class GT, class O>
@@ -47,6 +51,7 @@ struct HeadSlice {
   O* o = nullptr;         // [len, V]
   index_t q_rs = 0, k_rs = 0, v_rs = 0, g_rs = 0, o_rs = 0;
   index_t len = 0, K = 0, V = 0;
+  GateSpace gate_space = GateSpace::log;
 };
 
 template <class Acc>
@@ -84,15 +89,81 @@ void load_rows(Acc* dst, index_t ld, const T* src, index_t rs, index_t rows, ind
   }
 }
 
-// a = e^{g} for `rows` rows; with no gate, a = 1.
+// The decay a for `rows` rows: e^{g} (log space) or g itself (linear space); with no gate, 1.
 template <class Acc, class GT>
-void load_decay(Acc* dst, index_t ld, const GT* g, index_t rs, index_t rows, index_t n) {
+void load_decay(Acc* dst, index_t ld, const GT* g, index_t rs, index_t rows, index_t n,
+                GateSpace space = GateSpace::log) {
   if (g == nullptr) {
     std::fill(dst, dst + rows * ld, Acc(1));
     return;
   }
+  if (space == GateSpace::linear) {
+    load_rows(dst, ld, g, rs, rows, n, Acc(1));
+    return;
+  }
   load_rows(dst, ld, g, rs, rows, n, Acc(0));
   exp_inplace(dst, rows * ld);  // padding: e^0 = 1
+}
+
+// ---------------------------------------------------------------------------------------
+// The elementwise case: K = 1 with the gate on the value axis is HGRN (SPEC §4),
+//   S[v] = a[v] S[v] + k x[v],   o[v] = scale · q S[v]   (q, k scalars per token; HGRN: 1).
+// The tiled kernels would pad K = 1 to a whole key tile; these run it directly.
+// ---------------------------------------------------------------------------------------
+template <class Slice, class Acc>
+void elementwise_recurrent(const Slice& x, Acc* __restrict S, Acc scale, std::vector<Acc>& a) {
+  using OutT = std::remove_pointer_t<decltype(x.o)>;
+  const index_t V = x.V;
+  a.resize(static_cast<std::size_t>(V));
+  for (index_t t = 0; t < x.len; ++t) {
+    load_decay(a.data(), V, x.g ? x.g + t * x.g_rs : x.g, 0, 1, V, x.gate_space);
+    const Acc kt = static_cast<Acc>(x.k[t * x.k_rs]);
+    const Acc qt = static_cast<Acc>(x.q[t * x.q_rs]) * scale;
+    const auto* xv = x.v + t * x.v_rs;
+    OutT* ov = x.o + t * x.o_rs;
+    for (index_t j = 0; j < V; ++j) {
+      S[j] = a[j] * S[j] + kt * static_cast<Acc>(xv[j]);
+      ov[j] = static_cast<OutT>(qt * S[j]);
+    }
+  }
+}
+
+// Chunk form of the elementwise case, the two phases of SPEC §4 per chunk of C rows:
+// phase 1 scans the chunk from a zero state (ô_t) while accumulating P_t = Π a over the chunk;
+// phase 2 adds the carried state: o_t = scale·q_t (ô_t + P_t ⊙ S_in), S_out = ô_r + P_r ⊙ S_in.
+// Phase 1 does not depend on earlier chunks, which is what lets a GPU run chunks in parallel;
+// here the work items (sequences × column blocks) are the parallel axis.
+template <class Slice, class Acc>
+void elementwise_chunk(const Slice& x, Acc* __restrict S, Acc scale, index_t chunk, std::vector<Acc>& buf) {
+  using OutT = std::remove_pointer_t<decltype(x.o)>;
+  const index_t V = x.V;
+  buf.resize(static_cast<std::size_t>(2 * chunk * V + 2 * V));
+  Acc* local = buf.data();         // [C, V] ô
+  Acc* prefix = local + chunk * V;  // [C, V] P
+  Acc* a = prefix + chunk * V;      // [V]
+  Acc* run = a + V;                 // [V]
+  for (index_t s0 = 0; s0 < x.len; s0 += chunk) {
+    const index_t L = std::min(chunk, x.len - s0);
+    std::fill(run, run + V, Acc(0));
+    for (index_t t = 0; t < L; ++t) {  // phase 1
+      load_decay(a, V, x.g ? x.g + (s0 + t) * x.g_rs : x.g, 0, 1, V, x.gate_space);
+      const Acc kt = static_cast<Acc>(x.k[(s0 + t) * x.k_rs]);
+      const auto* xv = x.v + (s0 + t) * x.v_rs;
+      Acc* P = prefix + t * V;
+      const Acc* P_prev = t ? prefix + (t - 1) * V : nullptr;
+      for (index_t j = 0; j < V; ++j) {
+        run[j] = a[j] * run[j] + kt * static_cast<Acc>(xv[j]);
+        P[j] = P_prev ? P_prev[j] * a[j] : a[j];
+      }
+      std::copy(run, run + V, local + t * V);
+    }
+    for (index_t t = 0; t < L; ++t) {  // phase 2
+      const Acc qt = static_cast<Acc>(x.q[(s0 + t) * x.q_rs]) * scale;
+      OutT* ov = x.o + (s0 + t) * x.o_rs;
+      for (index_t j = 0; j < V; ++j) ov[j] = static_cast<OutT>(qt * (local[t * V + j] + prefix[t * V + j] * S[j]));
+    }
+    for (index_t j = 0; j < V; ++j) S[j] = local[(L - 1) * V + j] + prefix[(L - 1) * V + j] * S[j];
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -228,6 +299,9 @@ void load_tiled(Acc* dst, index_t tile_stride, const T* src, index_t rs, index_t
 // the final one.
 template <GateAxis axis, class Slice, class Acc>
 void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& ws) {
+  if constexpr (axis == GateAxis::value) {
+    if (x.K == 1) return elementwise_recurrent(x, S, scale, ws.a);
+  }
   using Tiles = RecurrentTiles<Acc>;
   constexpr index_t KB = Tiles::kKeyTile, VB = Tiles::kValueTile, TB = Tiles::kTimeBlock;
   const index_t K = x.K, V = x.V;
@@ -251,7 +325,8 @@ void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& 
     load_rows(ws.k.data(), Kp, x.k + t0 * x.k_rs, x.k_rs, tb, K, Acc(0));
     load_rows(ws.v.data(), Vp, x.v + t0 * x.v_rs, x.v_rs, tb, V, Acc(0));
     const index_t gld = axis == GateAxis::key ? Kp : Vp;
-    load_decay(ws.a.data(), gld, x.g ? x.g + t0 * x.g_rs : x.g, x.g_rs, tb, axis == GateAxis::key ? K : V);
+    load_decay(ws.a.data(), gld, x.g ? x.g + t0 * x.g_rs : x.g, x.g_rs, tb, axis == GateAxis::key ? K : V,
+               x.gate_space);
     std::fill(ws.o.begin(), ws.o.begin() + tb * Vp, Acc(0));
     for (index_t vt = 0; vt < Vp; vt += VB)
       for (index_t kt = 0; kt < Kp; kt += KB)
@@ -412,7 +487,7 @@ void fused_chunk_head(const Slice& x, Acc* S, Acc scale, FusedWorkspace<Acc>& ws
     load_rows(q, Kp, x.q + t0 * x.q_rs, x.q_rs, tb, K, Acc(0));
     load_rows(k, Kp, x.k + t0 * x.k_rs, x.k_rs, tb, K, Acc(0));
     load_rows(v, Vp, x.v + t0 * x.v_rs, x.v_rs, tb, V, Acc(0));
-    load_decay(a, Dp, x.g ? x.g + t0 * x.g_rs : x.g, x.g_rs, tb, Dn);
+    load_decay(a, Dp, x.g ? x.g + t0 * x.g_rs : x.g, x.g_rs, tb, Dn, x.gate_space);
     std::fill(q + tb * Kp, q + tg * Kp, Acc(0));
     std::fill(k + tb * Kp, k + tg * Kp, Acc(0));
     std::fill(v + tb * Vp, v + tg * Vp, Acc(0));
@@ -504,10 +579,14 @@ inline constexpr index_t kSubChunk = 16;
 template <class Acc>
 struct ChunkWorkspace {
   RowMatrix<Acc> q, k, v, a, P, R, Qg, Kg, O, A, U, W, tmp;
+  std::vector<Acc> elementwise;
 };
 
 template <GateAxis axis, class Slice, class Acc>
 void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorkspace<Acc>& ws) {
+  if constexpr (axis == GateAxis::value) {
+    if (x.K == 1) return elementwise_chunk(x, S_ptr, scale, chunk, ws.elementwise);
+  }
   const index_t K = x.K, V = x.V;
   const index_t G = axis == GateAxis::key ? K : V;  // gated dimension
   const index_t sub = std::min(kSubChunk, chunk);
@@ -531,7 +610,7 @@ void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorks
     load_rows(ws.q.data(), K, x.q + s0 * x.q_rs, x.q_rs, L, K, Acc(0));
     load_rows(ws.k.data(), K, x.k + s0 * x.k_rs, x.k_rs, L, K, Acc(0));
     load_rows(ws.v.data(), V, x.v + s0 * x.v_rs, x.v_rs, L, V, Acc(0));
-    load_decay(ws.a.data(), G, x.g ? x.g + s0 * x.g_rs : x.g, x.g_rs, L, G);
+    load_decay(ws.a.data(), G, x.g ? x.g + s0 * x.g_rs : x.g, x.g_rs, L, G, x.gate_space);
     auto q = ws.q.topRows(L);
     auto k = ws.k.topRows(L);
     auto v = ws.v.topRows(L);
@@ -705,7 +784,7 @@ inline void step_columns(Acc* __restrict S, index_t K, index_t V, index_t j0, co
 
 template <GateAxis axis, class Acc, class Q, class KT, class VT, class GT, class O>
 void step_head(const Q* q, const KT* k, const VT* v, const GT* g, O* o, Acc* S, index_t K, index_t V,
-               Acc scale, std::vector<Acc>& scratch) {
+               Acc scale, std::vector<Acc>& scratch, GateSpace space = GateSpace::log) {
   const index_t G = axis == GateAxis::key ? K : V;
   scratch.resize(static_cast<std::size_t>(G + 2 * K + 2 * V));
   Acc* a = scratch.data();
@@ -713,7 +792,7 @@ void step_head(const Q* q, const KT* k, const VT* v, const GT* g, O* o, Acc* S, 
   Acc* ks = qs + K;
   Acc* vs = ks + K;
   Acc* acc = vs + V;
-  load_decay(a, G, g, G, 1, G);
+  load_decay(a, G, g, G, 1, G, space);
   for (index_t i = 0; i < K; ++i) qs[i] = static_cast<Acc>(q[i]) * scale;
   for (index_t i = 0; i < K; ++i) ks[i] = static_cast<Acc>(k[i]);
   for (index_t j = 0; j < V; ++j) vs[j] = static_cast<Acc>(v[j]);

@@ -1,0 +1,180 @@
+// HGRN: the element-wise gated recurrence of the MatMul-free LM's token mixer (SPEC §4).
+//
+//   x, gate, o [B, T, D]   state h [N, D]   (N = B, or sequences in cu_seqlens)
+//   h_t = a_t ⊙ h_{t-1} + x_t,   o_t = h_t
+//
+// The decay a_t comes in one of two conventions, and the type says which (SPEC §8.1):
+//   hgrn::log_gates(g)     a = e^{g}   (fla's HGRN op, the golden cases)
+//   hgrn::linear_gates(f)  a = f       (matmulfreellm's kernel; MLGRU passes f = σ(·) directly)
+// mmf(f) equals fla(log f); passing one where the other is meant is a compile error.
+//
+// This is the gated recurrence of ops/gated_recurrence.hpp with a one-row state (K = 1,
+// q = k = 1, gate on the value axis); D is split into column blocks that run in parallel.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "linattn/core/check.hpp"
+#include "linattn/core/math.hpp"
+#include "linattn/core/tensor.hpp"
+#include "linattn/core/threading.hpp"
+#include "linattn/ops/gated_recurrence.hpp"
+
+namespace linattn::hgrn {
+
+// [N, D], fp32 or wider (SPEC §8.15: upstream's fused kernels keep it in bf16; we do not).
+template <class T>
+using State = Array<acc_t<T>, 2>;
+
+template <class T>
+struct LogGates {
+  TensorView<const T, 3> g;  // [B, T, D] log decay (<= 0)
+};
+template <class T>
+struct LinearGates {
+  TensorView<const T, 3> f;  // [B, T, D] decay in (0, 1)
+};
+template <class T>
+LogGates<T> log_gates(TensorView<const T, 3> g) {
+  return {g};
+}
+template <class T>
+LinearGates<T> linear_gates(TensorView<const T, 3> f) {
+  return {f};
+}
+
+struct Options {
+  index_t chunk_size = 128;                  // chunk form (SPEC §4: fla's chunk_hgrn uses 128)
+  std::span<const std::int64_t> cu_seqlens;  // packed sequences [N+1]; empty: B sequences
+  Threads threads;                           // parallel over (sequence, column block)
+};
+
+namespace detail {
+
+using linattn::detail::GateAxis;
+using linattn::detail::GateSpace;
+
+// Columns per work item: enough for long vector loops, small enough that D = 1024 gives
+// every thread work.
+inline constexpr index_t kColumnBlock = 256;
+
+template <class T, class Gates>
+std::pair<TensorView<const T, 3>, GateSpace> gate_view(const Gates& gates) {
+  if constexpr (std::is_same_v<Gates, LogGates<T>>)
+    return {gates.g, GateSpace::log};
+  else
+    return {gates.f, GateSpace::linear};
+}
+
+enum class Form { recurrent, chunk };
+
+template <class T, class Gates>
+void forward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorView<T, 3> o,
+             const State<T>* initial_state, State<T>* final_state, const Options& opt) {
+  using Acc = acc_t<T>;
+  const char* where = form == Form::chunk ? "linattn::hgrn::chunk" : "linattn::hgrn::recurrent";
+  const auto [g, space] = gate_view<T>(gates);
+  linattn::detail::check_shape(where, "x", x, {-1, -1, -1});
+  const index_t B = x.size(0), T_ = x.size(1), D = x.size(2);
+  linattn::detail::check_shape(where, space == GateSpace::log ? "g" : "f", g, {B, T_, D});
+  linattn::detail::check_shape(where, "o", o, {B, T_, D});
+  linattn::detail::check_inner_contiguous(where, "x", x);
+  linattn::detail::check_inner_contiguous(where, "gate", g);
+  linattn::detail::check_inner_contiguous(where, "o", o);
+  if (form == Form::chunk && opt.chunk_size < 1)
+    linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
+  const auto spans = linattn::detail::sequence_spans(where, B, T_, opt.cu_seqlens);
+  const index_t N = static_cast<index_t>(spans.size());
+  if (initial_state && initial_state->shape() != Shape<2>{N, D})
+    linattn::detail::fail(where, "initial_state has shape " + shape_string(initial_state->shape()) + ", expected " +
+                                     shape_string(Shape<2>{N, D}));
+  if (final_state && final_state != initial_state && final_state->shape() != Shape<2>{N, D})
+    *final_state = State<T>(Shape<2>{N, D});
+  const index_t blocks = (D + kColumnBlock - 1) / kColumnBlock;
+  static const T one = T(1);
+  linattn::detail::parallel_for(N * blocks, opt.threads, [&](index_t item) {
+    const index_t n = item / blocks, c0 = (item % blocks) * kColumnBlock, width = std::min(kColumnBlock, D - c0);
+    const auto& sp = spans[static_cast<std::size_t>(n)];
+    linattn::detail::HeadSlice<T, T, T, T, T> s;
+    s.q = s.k = &one;  // q_rs = k_rs = 0: the scalar 1 on every row
+    s.v = x.ptr(sp.batch, sp.begin) + c0;
+    s.g = g.ptr(sp.batch, sp.begin) + c0;
+    s.o = o.ptr(sp.batch, sp.begin) + c0;
+    s.v_rs = x.stride(1);
+    s.g_rs = g.stride(1);
+    s.o_rs = o.stride(1);
+    s.len = sp.end - sp.begin;
+    s.K = 1;
+    s.V = width;
+    s.gate_space = space;
+    std::vector<Acc> h(static_cast<std::size_t>(width), Acc(0));
+    if (initial_state) std::copy(initial_state->data() + n * D + c0, initial_state->data() + n * D + c0 + width, h.begin());
+    if (form == Form::chunk) {
+      linattn::detail::ChunkWorkspace<Acc> ws;
+      linattn::detail::chunk_head<GateAxis::value>(s, h.data(), Acc(1), opt.chunk_size, ws);
+    } else {
+      linattn::detail::RecurrentWorkspace<Acc> ws;
+      linattn::detail::recurrent_head<GateAxis::value>(s, h.data(), Acc(1), ws);
+    }
+    if (final_state) std::copy(h.begin(), h.end(), final_state->data() + n * D + c0);
+  });
+}
+
+}  // namespace detail
+
+template <class T>
+using in = std::type_identity_t<TensorView<const T, 3>>;
+
+// Token-by-token form. gates: hgrn::log_gates(g) or hgrn::linear_gates(f).
+template <class T, class Gates>
+void recurrent(in<T> x, const Gates& gates, TensorView<T, 3> o, const State<T>* initial_state = nullptr,
+               State<T>* final_state = nullptr, const Options& options = {}) {
+  detail::forward(detail::Form::recurrent, x, gates, o, initial_state, final_state, options);
+}
+
+// Chunk form (SPEC §4: local scans per chunk, then the carried state added).
+template <class T, class Gates>
+void chunk(in<T> x, const Gates& gates, TensorView<T, 3> o, const State<T>* initial_state = nullptr,
+           State<T>* final_state = nullptr, const Options& options = {}) {
+  detail::forward(detail::Form::chunk, x, gates, o, initial_state, final_state, options);
+}
+
+// One decode step, updating `state` [N, D] in place: x, gate, o [N, D].
+template <class T, class Gate2>
+void step(std::type_identity_t<TensorView<const T, 2>> x, const Gate2& gate, TensorView<T, 2> o, State<T>& state,
+          Threads threads = {}) {
+  using Acc = acc_t<T>;
+  constexpr const char* where = "linattn::hgrn::step";
+  // The gate of one token: LogGates/LinearGates of a [N, 1, D] view.
+  const auto [g3, space] = detail::gate_view<T>(gate);
+  linattn::detail::check_shape(where, "x", x, {-1, -1});
+  const index_t N = x.size(0), D = x.size(1);
+  linattn::detail::check_shape(where, space == detail::GateSpace::log ? "g" : "f", g3, {N, 1, D});
+  linattn::detail::check_shape(where, "o", o, {N, D});
+  if (state.shape() != Shape<2>{N, D})
+    linattn::detail::fail(where, "state has shape " + shape_string(state.shape()) + ", expected " +
+                                     shape_string(Shape<2>{N, D}));
+  static const T one = T(1);
+  linattn::detail::parallel_for(N, linattn::detail::step_threads(threads, N * D), [&](index_t n) {
+    thread_local std::vector<Acc> scratch;
+    linattn::detail::step_head<detail::GateAxis::value>(&one, &one, x.ptr(n), g3.ptr(n), o.ptr(n),
+                                                        state.data() + n * D, 1, D, Acc(1), scratch, space);
+  });
+}
+
+// Gates for step: one token of every sequence, [N, D], as a [N, 1, D] view.
+template <class T>
+LogGates<T> log_gates(TensorView<const T, 2> g) {
+  return {TensorView<const T, 3>(g.data(), {g.size(0), 1, g.size(1)}, {g.stride(0), g.stride(1), g.stride(1)})};
+}
+template <class T>
+LinearGates<T> linear_gates(TensorView<const T, 2> f) {
+  return {TensorView<const T, 3>(f.data(), {f.size(0), 1, f.size(1)}, {f.stride(0), f.stride(1), f.stride(1)})};
+}
+
+}  // namespace linattn::hgrn
