@@ -8,7 +8,10 @@ Prints, from one run:
   * each GLA prefill (form, K, T, threads): its GFLOPS over the Eigen fp32 GEMM's GFLOPS
     (BM_EigenGemm, single-threaded), and the 2-thread / 1-thread speedup per (form, K, T);
   * each GLA decode step: its time over the time of one read+write pass over a buffer of the
-    same state size (BM_StateReadWrite), i.e. how far the step is from the memory bound.
+    same state size (BM_StateReadWrite), i.e. how far the step is from the memory bound;
+  * each ternary linear layer (shape, tokens, threads): the 2-bit time against Eigen fp32, the
+    1.6-bit / 2-bit time ratio, and the 2-bit weight-streaming GB/s over the streaming-read GB/s
+    (BM_MemoryBandwidth) at the same thread count; and the packed weight bytes per shape.
 Where repetitions were run, the median is used (the "median" aggregate, or the median of the
 repetitions); otherwise the single value. Standard library only.
 """
@@ -91,6 +94,7 @@ def main():
     for op in ("GLA", "GSA"):
         summarize_op(op, by_family, gemm_gflops, rw)
     gla_vs_gsa(by_family)
+    ternary(by_family)
 
 
 
@@ -155,6 +159,50 @@ def gla_vs_gsa(by_family):
         print(f"GSA (M=64) {form} tokens/s / GLA {form} tokens/s at the same K=V, T, threads")
         for key in common:
             print(f"  K={key[0]:<4} T={key[1]:<5} threads={key[2]}:  {gsa[key]['tokens/s'] / gla[key]['tokens/s']:.2f}")
+
+
+def ternary(by_family):
+    """Ternary linear layers (bench_ternary.cpp): 2-bit vs Eigen fp32, 1.6-bit vs 2-bit, 2-bit GB/s vs memory."""
+    def keyed(family):
+        return {(r["args"]["out"], r["args"]["in"], r["args"].get("tokens", 1), r["args"].get("threads", 1)): r
+                for r in by_family.get(family, [])}
+    two, b3, fp32, int8 = keyed("BM_Ternary2"), keyed("BM_Ternary16"), keyed("BM_EigenLinear"), keyed("BM_Int8Gemv")
+    if not two:
+        return
+    bw = {r["args"]["threads"]: r.get("GB/s") for r in by_family.get("BM_MemoryBandwidth", [])}
+    print()
+    for t, gbs in sorted(bw.items()):
+        print(f"roofline: streaming read 256 MiB, {t} thread(s): {gbs:.1f} GB/s")
+    print()
+    print("Ternary linear, cold weights (ternary time includes the int8 activation quantisation):"
+          " x fp32 = Eigen fp32 time / 2-bit time; 1.6/2 = 1.6-bit time / 2-bit time;"
+          " BW% = 2-bit weight GB/s / streaming-read GB/s at the same thread count")
+    hdr = (f"{'out':>6}{'in':>6}{'tok':>5}{'thr':>4} | {'2-bit us':>9}{'1.6b us':>9}{'fp32 us':>10}{'int8 us':>9} |"
+           f" {'x fp32':>7}{'1.6/2':>7} | {'2b GB/s':>8}{'BW%':>6}")
+    print(hdr)
+    print("-" * len(hdr))
+    for key in sorted(two, key=lambda k: (k[2], k[3], k[0] * k[1], k[0])):
+        out, inn, tok, thr = key
+        r2, r3, rf = two[key], b3.get(key), fp32.get(key)
+        ri = int8.get((out, inn, 1, 1)) if (tok == 1 and thr == 1) else None
+        us = lambda r: r["time_ns"] / 1e3 if r else None
+        speed = rf["time_ns"] / r2["time_ns"] if rf else None
+        ratio = r3["time_ns"] / r2["time_ns"] if r3 else None
+        frac = 100.0 * r2.get("GB/s", 0) / bw[thr] if bw.get(thr) else None
+        print(f"{out:>6}{inn:>6}{tok:>5}{thr:>4} | {fmt(us(r2), '9.1f'):>9}{fmt(us(r3), '9.1f'):>9}{fmt(us(rf), '10.1f'):>10}"
+              f"{fmt(us(ri), '9.1f'):>9} | {fmt(speed, '7.2f'):>7}{fmt(ratio, '7.2f'):>7} |"
+              f" {r2.get('GB/s', 0):>8.1f}{fmt(frac, '6.0f'):>6}")
+    print()
+    print("Weight memory per shape (one copy, packed buffer): fp32 / packed")
+    shapes = sorted({(k[0], k[1]) for k in two}, key=lambda s: s[0] * s[1])
+    for out, inn in shapes:
+        pick = lambda d: next((r for k, r in d.items() if (k[0], k[1]) == (out, inn)), None)
+        r2, r3 = pick(two), pick(b3)
+        fp = 4.0 * out * inn
+        line = f"  {out:>6} x {inn:<6} fp32 {fp / 2**20:8.2f} MiB | 2-bit {r2['weight_bytes'] / 2**20:7.3f} MiB (1/{fp / r2['weight_bytes']:.2f})"
+        if r3:
+            line += f" | 1.6-bit {r3['weight_bytes'] / 2**20:7.3f} MiB (1/{fp / r3['weight_bytes']:.2f})"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "bitlinear_runner.hpp"
 #include "common.hpp"
 #include "gla_runner.hpp"
 #include "gsa_runner.hpp"
@@ -26,6 +27,7 @@ inline constexpr std::array kRunners{
     RunnerEntry{"op.gsa_varlen", &run_gsa},
     RunnerEntry{"op.hgrn", &run_hgrn},
     RunnerEntry{"op.hgrn_varlen", &run_hgrn},
+    RunnerEntry{"op.bitlinear", &run_bitlinear},
 };
 
 inline const RunnerEntry* find_runner(std::string_view kind) {

@@ -111,3 +111,21 @@ inline F log_add_exp(F a, F b) {
 }
 
 }  // namespace linattn::detail
+
+namespace linattn {
+
+// σ(x) = 1 / (1 + e^{-x}), evaluated without overflow for large |x|.
+template <class F>
+inline F sigmoid(F x) {
+  if (x >= F(0)) return F(1) / (F(1) + std::exp(-x));
+  const F e = std::exp(x);
+  return e / (F(1) + e);
+}
+
+// silu(x) = swish(x) = x σ(x) (SPEC §5.0).
+template <class F>
+inline F silu(F x) {
+  return x * sigmoid(x);
+}
+
+}  // namespace linattn

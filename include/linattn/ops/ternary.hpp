@@ -90,11 +90,22 @@ struct Options {
   Backend backend = Backend::native;
 };
 
+// Longest row the kernels take: |acc| ≤ 128·in, and the AVX-512 decode path keeps partial sums
+// scaled by up to 64 (kernels_avx512.hpp), so 256·in must fit an int32.
+inline constexpr index_t kMaxColumns = index_t(1) << 23;
+
 // Dispatch internals (named `dispatch`, not `detail`: a `detail` in this inline namespace would
 // make linattn::ternary::detail ambiguous).
 namespace dispatch {
 
 using namespace linattn::ternary::detail;  // kernels, layouts, quantize_activation_row
+
+inline void check_weights(const char* where, const PackedWeights& w) {
+  linattn::detail::require(w.rows() > 0, where, "the weights are empty (default-constructed PackedWeights)");
+  linattn::detail::require(w.cols() <= kMaxColumns, where,
+                           "rows of " + std::to_string(w.cols()) + " weights are longer than the kernels' limit of " +
+                               std::to_string(kMaxColumns));
+}
 
 inline Backend resolve_backend(const char* where, Backend b) {
   if (b == Backend::native) return native_backend();
@@ -116,7 +127,7 @@ inline index_t rows_per_item(index_t rows, int threads) {
 
 template <class Out>
 void run_rows(Backend b, const PackedWeights& w, const ActivationsView& x, index_t r0, index_t r1, const Out& out) {
-  const bool two_bit = w.packing() == Packing::bits2;
+  [[maybe_unused]] const bool two_bit = w.packing() == Packing::bits2;
   switch (b) {
 #if defined(LINATTN_TERNARY_HAVE_AVX512)
     case Backend::avx512:
@@ -165,7 +176,6 @@ void prepare(Backend b, const PackedWeights& w, index_t N, Threads threads, Prep
   const index_t stride = slot_major ? slot_major_stride(w) : cols;
   p.codes.assign(static_cast<std::size_t>(N * stride), 0);
   p.sums.assign(static_cast<std::size_t>(N), 0);
-  const int P = weights_per_byte(w.packing());
   // Preparing a token costs about as much as a few rows of the kernel: split over threads only
   // when there are many tokens.
   const Threads t = N >= 16 ? threads : Threads{1};
@@ -178,7 +188,7 @@ void prepare(Backend b, const PackedWeights& w, index_t N, Threads threads, Prep
     thread_local std::vector<std::int8_t> row;
     row.resize(static_cast<std::size_t>(cols));
     fill(n, row.data());
-    p.sums[static_cast<std::size_t>(n)] = to_slot_major(row.data(), cols, P, stride, dst);
+    p.sums[static_cast<std::size_t>(n)] = to_slot_major(row.data(), cols, w.packing(), stride, dst);
   });
   p.view = {p.codes.data(), N, stride, p.sums.data()};
 }
@@ -189,7 +199,7 @@ void prepare(Backend b, const PackedWeights& w, index_t N, Threads threads, Prep
 inline void matmul(const PackedWeights& w, TensorView<const std::int8_t, 2> x, TensorView<std::int32_t, 2> acc,
                    const Options& opt = {}) {
   constexpr const char* where = "linattn::ternary::matmul";
-  linattn::detail::require(w.rows() > 0, where, "the weights are empty (default-constructed PackedWeights)");
+  dispatch::check_weights(where, w);
   linattn::detail::check_shape(where, "x", x, {-1, w.cols()});
   const index_t N = x.size(0);
   linattn::detail::check_shape(where, "acc", acc, {N, w.rows()});
@@ -215,7 +225,7 @@ inline void matmul(const PackedWeights& w, TensorView<const std::int8_t, 2> x, T
 inline void linear(const PackedWeights& w, TensorView<const float, 2> x, TensorView<float, 2> y, const Options& opt = {},
                    std::span<float> act_scale = {}, Rounding rounding = Rounding::half_away_from_zero) {
   constexpr const char* where = "linattn::ternary::linear";
-  linattn::detail::require(w.rows() > 0, where, "the weights are empty (default-constructed PackedWeights)");
+  dispatch::check_weights(where, w);
   linattn::detail::check_shape(where, "x", x, {-1, w.cols()});
   const index_t N = x.size(0);
   linattn::detail::check_shape(where, "y", y, {N, w.rows()});

@@ -4,9 +4,11 @@
 // Dot product: vpmaddubsw (d unsigned × x signed, adjacent pairs to int16: |·| ≤ 2·2·128 = 512, so
 // the sum of the two halves' results cannot saturate) then vpmaddwd by 1 to int32. The add into
 // the accumulator has a one-cycle latency, so one accumulator per row suffices.
-// 2-bit decode: as AVX-512 (shift, ANDs, vpshufb). Base-3 decode: no byte-table permute in AVX2,
-// so the trits come from arithmetic on 16-bit lanes: q = mulhi(v, 21846) = ⌊v/3⌋ exactly for
-// v < 256, trit = v − 3q; vpackuswb of the even/odd-unpacked halves restores byte order.
+// 2-bit decode: a shift, four ANDs and four vpshufb from one 16-entry table that maps both field
+// positions of a nibble (v & 0x03 ∈ {0,1,3}, v & 0x0C ∈ {0,4,12}) to d = t + 1.
+// Base-3 decode: no byte-table permute in AVX2, so the trits come from arithmetic on 16-bit
+// lanes: q = mulhi(v, 21846) = ⌊v/3⌋ exactly for v < 256, trit = v − 3q; vpackuswb of the
+// unpacklo/unpackhi halves restores the byte order.
 #pragma once
 
 #if defined(__AVX2__)
@@ -59,13 +61,15 @@ struct Isa {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
   }
   static Acc add(Acc a, Acc b) { return _mm256_add_epi32(a, b); }
+  static Acc shift_right(Acc a, int) { return a; }
+  static constexpr int slot_shift(int) { return 0; }  // the decode path's slots are plain d
   static void hsum4(Acc a, Acc b, Acc c, Acc d, std::int32_t* out) {
     const __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
     const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), s);
   }
 
-  // See kernels_avx512.hpp: 2-bit fields → d = t + 1.
+  // 2-bit fields → d = t + 1: 00 → 1, 01 → 2, 11 → 0 (indices 2 and 8, the reserved 10, never occur).
   struct Fields {
     __m256i lut = _mm256_broadcastsi128_si256(_mm_setr_epi8(1, 2, 1, 0, 2, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1));
     __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0C);
@@ -87,10 +91,19 @@ struct Isa {
 template <>
 struct Isa::Decoder<Packing::bits2> {
   Fields fields;
-  void operator()(Bytes v, Bytes* d) const {
+  void panel(Bytes v, Bytes* d) const {
     fields.half(v.lo, &d[0].lo, &d[1].lo, &d[2].lo, &d[3].lo);
     fields.half(v.hi, &d[0].hi, &d[1].hi, &d[2].hi, &d[3].hi);
   }
+  struct State {
+    Bytes d[4];
+  };
+  State state(Bytes v) const {
+    State s;
+    panel(v, s.d);
+    return s;
+  }
+  Bytes slot(const State& s, int k) const { return s.d[k]; }
 };
 
 template <>
@@ -110,12 +123,21 @@ struct Isa::Decoder<Packing::base3> {
     }
     d[4] = _mm256_packus_epi16(a, b);
   }
-  void operator()(Bytes v, Bytes* d) const {
+  void panel(Bytes v, Bytes* d) const {
     __m256i lo[5], hi[5];
     half(v.lo, lo);
     half(v.hi, hi);
     for (int i = 0; i < 5; ++i) d[i] = {lo[i], hi[i]};
   }
+  struct State {
+    Bytes d[5];
+  };
+  State state(Bytes v) const {
+    State s;
+    panel(v, s.d);
+    return s;
+  }
+  Bytes slot(const State& s, int k) const { return s.d[k]; }
 };
 
 }  // namespace linattn::ternary::detail::avx2

@@ -1,0 +1,58 @@
+// The MatMul-free LM's channel mixer (matmulfreellm HGRNBitMLP, SPEC §5.4):
+//   u = BitLinear_gate(x)          D → 2I   (outputs [0, I) the gate, [I, 2I) the value)
+//   out = BitLinear_down(silu(u[:, :I]) ⊙ u[:, I:])    I → D
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "linattn/core/check.hpp"
+#include "linattn/core/math.hpp"
+#include "linattn/core/tensor.hpp"
+#include "linattn/nn/bitlinear.hpp"
+#include "linattn/nn/mlgru.hpp"
+
+namespace linattn::nn {
+
+class GLU {
+ public:
+  GLU() = default;
+  GLU(BitLinear gate_proj, BitLinear down_proj) : gate_(std::move(gate_proj)), down_(std::move(down_proj)) {
+    constexpr const char* where = "linattn::nn::GLU";
+    linattn::detail::require(gate_.out_features() % 2 == 0, where,
+                             "gate_proj has " + std::to_string(gate_.out_features()) +
+                                 " outputs; expected 2·intermediate_size (gate, then value)");
+    linattn::detail::require(down_.in_features() == gate_.out_features() / 2 && down_.out_features() == gate_.in_features(),
+                             where,
+                             "down_proj is " + std::to_string(down_.out_features()) + "×" +
+                                 std::to_string(down_.in_features()) + ", expected " +
+                                 std::to_string(gate_.in_features()) + "×" + std::to_string(gate_.out_features() / 2));
+  }
+
+  index_t hidden_size() const { return gate_.in_features(); }
+  index_t intermediate_size() const { return down_.in_features(); }
+
+  // x, out [N, D]
+  void forward(TensorView<const float, 2> x, TensorView<float, 2> out, Arithmetic arithmetic = Arithmetic::integer) const {
+    constexpr const char* where = "linattn::nn::GLU::forward";
+    const index_t N = x.size(0), D = hidden_size(), I = intermediate_size();
+    linattn::detail::check_shape(where, "x", x, {-1, D});
+    linattn::detail::check_shape(where, "out", out, {N, D});
+    Array<float, 2> u({N, 2 * I}), z({N, I});
+    if (arithmetic == Arithmetic::integer)
+      gate_.forward(x, u.view());
+    else
+      gate_.forward_reference(x, u.view());
+    for (index_t n = 0; n < N; ++n)
+      for (index_t j = 0; j < I; ++j) z(n, j) = silu(u(n, j)) * u(n, I + j);
+    if (arithmetic == Arithmetic::integer)
+      down_.forward(z.cview(), out);
+    else
+      down_.forward_reference(z.cview(), out);
+  }
+
+ private:
+  BitLinear gate_, down_;
+};
+
+}  // namespace linattn::nn

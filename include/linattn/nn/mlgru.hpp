@@ -1,0 +1,120 @@
+// MLGRU, the MatMul-free LM's token mixer (matmulfreellm HGRNBitAttention, SPEC §5.3):
+//
+//   i = BitLinear_i(x),  f = σ(BitLinear_f(x)),  f ← lb + (1 − lb) ⊙ f   (lower bound, if any)
+//   i ← silu(i) ⊙ (1 − f)
+//   h_t = f_t ⊙ h_{t−1} + i_t                      (HGRN with linear-space gates, SPEC §4)
+//   out = BitLinear_o( RMSNorm_E(BitLinear_g(x); w_g, eps) ⊙ silu(h) )
+//
+//   x, out [B, T, D]   state h [B, E]
+//
+// The g projection is the normalised input and the recurrence output is the swish gate: what
+// the released code computes (and the checkpoints learned), not the paper's equations (§8.8).
+// The short-convolution branch is broken upstream and off in every model: not implemented.
+#pragma once
+
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "linattn/core/check.hpp"
+#include "linattn/core/math.hpp"
+#include "linattn/core/tensor.hpp"
+#include "linattn/nn/bitlinear.hpp"
+#include "linattn/ops/hgrn.hpp"
+
+namespace linattn::nn {
+
+// Which arithmetic a ternary layer uses: the integer kernels (the deployment path), or the
+// dequantised float weights through Eigen (the reference the tests compare against).
+enum class Arithmetic { integer, reference };
+
+class MLGRU {
+ public:
+  MLGRU() = default;
+  // i, f, g: D → E; o: E → D; g_norm_weight [E]; lower_bound [E] or empty (layer 0, or
+  // use_lower_bound = false).
+  MLGRU(BitLinear i_proj, BitLinear f_proj, BitLinear g_proj, BitLinear o_proj, std::vector<float> g_norm_weight,
+        float eps, std::vector<float> lower_bound = {})
+      : i_(std::move(i_proj)),
+        f_(std::move(f_proj)),
+        g_(std::move(g_proj)),
+        o_(std::move(o_proj)),
+        g_norm_(std::move(g_norm_weight)),
+        lower_bound_(std::move(lower_bound)),
+        eps_(eps) {
+    constexpr const char* where = "linattn::nn::MLGRU";
+    const index_t D = i_.in_features(), E = i_.out_features();
+    auto same = [&](const BitLinear& p, index_t in, index_t out, const char* name) {
+      linattn::detail::require(p.in_features() == in && p.out_features() == out, where,
+                               std::string(name) + " is " + std::to_string(p.out_features()) + "×" +
+                                   std::to_string(p.in_features()) + ", expected " + std::to_string(out) + "×" +
+                                   std::to_string(in));
+    };
+    same(f_, D, E, "f_proj");
+    same(g_, D, E, "g_proj");
+    same(o_, E, D, "o_proj");
+    linattn::detail::require(static_cast<index_t>(g_norm_.size()) == E, where,
+                             "g_norm weight has " + std::to_string(g_norm_.size()) + " elements, expected " +
+                                 std::to_string(E));
+    linattn::detail::require(lower_bound_.empty() || static_cast<index_t>(lower_bound_.size()) == E, where,
+                             "lower_bound has " + std::to_string(lower_bound_.size()) + " elements, expected " +
+                                 std::to_string(E) + " or none");
+  }
+
+  index_t hidden_size() const { return i_.in_features(); }
+  index_t expanded_size() const { return i_.out_features(); }
+
+  // x, out [B, T, D] (contiguous); state [B, E]: the state before the first token (zeros if
+  // null) and, when given, overwritten with the state after the last. T = 1 is a decode step.
+  void forward(TensorView<const float, 3> x, TensorView<float, 3> out, hgrn::State<float>* state = nullptr,
+               Arithmetic arithmetic = Arithmetic::integer) const {
+    constexpr const char* where = "linattn::nn::MLGRU::forward";
+    const index_t B = x.size(0), T = x.size(1), D = hidden_size(), E = expanded_size();
+    linattn::detail::check_shape(where, "x", x, {-1, -1, D});
+    linattn::detail::check_shape(where, "out", out, {B, T, D});
+    linattn::detail::require(x.is_contiguous() && out.is_contiguous(), where, "x and out must be contiguous");
+    if (state && state->shape() != Shape<2>{B, E}) {
+      if (state->numel() != 0)
+        linattn::detail::fail(where, "state has shape " + shape_string(state->shape()) + ", expected " +
+                                         shape_string(Shape<2>{B, E}));
+      *state = hgrn::State<float>(Shape<2>{B, E});
+    }
+    const index_t rows = B * T;
+    const TensorView<const float, 2> x2(x.data(), {rows, D});
+    Array<float, 2> i({rows, E}), f({rows, E}), g({rows, E});
+    project(i_, x2, i.view(), arithmetic);
+    project(f_, x2, f.view(), arithmetic);
+    project(g_, x2, g.view(), arithmetic);
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t e = 0; e < E; ++e) {
+        float fe = sigmoid(f(r, e));
+        if (!lower_bound_.empty()) fe = lower_bound_[e] + (1.0f - lower_bound_[e]) * fe;
+        f(r, e) = fe;
+        i(r, e) = silu(i(r, e)) * (1.0f - fe);
+      }
+    Array<float, 3> h({B, T, E});
+    hgrn::recurrent<float>(TensorView<const float, 3>(i.data(), {B, T, E}),
+                           hgrn::linear_gates<float>(TensorView<const float, 3>(f.data(), {B, T, E})), h.view(), state,
+                           state);
+    Array<float, 2> y({rows, E});
+    ternary::rms_norm(g.cview(), g_norm_, eps_, y.view());
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t e = 0; e < E; ++e) y(r, e) *= silu(h.data()[r * E + e]);
+    project(o_, y.cview(), TensorView<float, 2>(out.data(), {rows, D}), arithmetic);
+  }
+
+ private:
+  static void project(const BitLinear& p, TensorView<const float, 2> x, TensorView<float, 2> y, Arithmetic a) {
+    if (a == Arithmetic::integer)
+      p.forward(x, y);
+    else
+      p.forward_reference(x, y);
+  }
+
+  BitLinear i_, f_, g_, o_;
+  std::vector<float> g_norm_, lower_bound_;
+  float eps_ = 1e-6f;
+};
+
+}  // namespace linattn::nn
