@@ -152,3 +152,35 @@ TEST_CASE("GLA state converts to and from fla's v-first layer cache", "[gla][sta
   CHECK(vf(1, 2, 6, 4) == p.h0.view()(1, 2, 4, 6));
   CHECK(linattn::gla::State<float>::from_v_first(vf.view()) == p.h0);
 }
+
+TEST_CASE("GLA accepts head-first [B, H, T, D] data through strided views", "[gla][layout]") {
+  const auto p = make_problem<double>(2, 37, 3, 16, 24, 0.0, 12);
+  const index_t B = 2, T_ = 37, H = 3, K = 16, V = 24;
+  // Copy every input into head-first storage, then view it as time-first with strides.
+  auto head_first = [&](const Array<double, 4>& a) {
+    const index_t D = a.size(3);
+    Array<double, 4> hf({B, H, T_, D});
+    for (index_t b = 0; b < B; ++b)
+      for (index_t t = 0; t < T_; ++t)
+        for (index_t h = 0; h < H; ++h)
+          for (index_t d = 0; d < D; ++d) hf(b, h, t, d) = a(b, t, h, d);
+    return hf;
+  };
+  auto as_time_first = [&](auto& hf) {
+    const index_t D = hf.size(3);
+    using E = std::remove_reference_t<decltype(*hf.data())>;
+    return TensorView<E, 4>(hf.data(), {B, T_, H, D}, {H * T_ * D, D, T_ * D, 1});
+  };
+  const auto q = head_first(p.q), k = head_first(p.k), v = head_first(p.v), g = head_first(p.g);
+  Array<double, 4> o_hf({B, H, T_, V});
+  linattn::gla::State<double> ht;
+  linattn::gla::chunk<double>(as_time_first(q), as_time_first(k), as_time_first(v), as_time_first(g),
+                              as_time_first(o_hf), &p.h0, &ht);
+  const auto expected = run_recurrent(p);
+  for (index_t b = 0; b < B; ++b)
+    for (index_t t = 0; t < T_; ++t)
+      for (index_t h = 0; h < H; ++h)
+        for (index_t j = 0; j < V; ++j) REQUIRE(o_hf(b, h, t, j) == Approx(expected.o(b, t, h, j)).epsilon(1e-12).margin(1e-12));
+  CHECK(ref::rel_err(ht.data(), expected.ht.data(), ht.view().numel()) <= 1e-12);
+  (void)K;
+}
