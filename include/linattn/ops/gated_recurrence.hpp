@@ -199,6 +199,40 @@ template <class Acc>
 using Vec512 __attribute__((vector_size(64), aligned(sizeof(Acc)))) = Acc;
 #endif
 
+#if defined(__GNUC__)
+// A state tile of KB rows × NV vectors, moved between memory (leading dimension ld) and registers.
+// The casts name Vec512<Acc>: its element alignment is an attribute of the alias, lost on the
+// deduced Vec, and the tiles are not 64-byte aligned.
+template <class Acc, class Vec, std::size_t KB, std::size_t NV>
+inline void load_state_tile(Vec (&s)[KB][NV], const Acc* tile, index_t ld) {
+  constexpr index_t W = 64 / sizeof(Acc);
+#pragma GCC unroll 8
+  for (std::size_t i = 0; i < KB; ++i)
+#pragma GCC unroll 4
+    for (std::size_t j = 0; j < NV; ++j) s[i][j] = *reinterpret_cast<const Vec512<Acc>*>(tile + index_t(i) * ld + index_t(j) * W);
+}
+template <class Acc, class Vec, std::size_t KB, std::size_t NV>
+inline void store_state_tile(const Vec (&s)[KB][NV], Acc* tile, index_t ld) {
+  constexpr index_t W = 64 / sizeof(Acc);
+#pragma GCC unroll 8
+  for (std::size_t i = 0; i < KB; ++i)
+#pragma GCC unroll 4
+    for (std::size_t j = 0; j < NV; ++j) *reinterpret_cast<Vec512<Acc>*>(tile + index_t(i) * ld + index_t(j) * W) = s[i][j];
+}
+#endif
+
+// The [K, V] state copied into a zero-padded [Kp, Vp] buffer for the tiled kernels, and back.
+// Padded rows and columns meet zero q, k and v, so they stay zero.
+template <class Acc>
+void pad_state(const Acc* S, index_t K, index_t V, index_t Kp, index_t Vp, std::vector<Acc>& padded) {
+  padded.assign(static_cast<std::size_t>(Kp * Vp), Acc(0));
+  for (index_t i = 0; i < K; ++i) std::copy(S + i * V, S + (i + 1) * V, padded.data() + i * Vp);
+}
+template <class Acc>
+void unpad_state(const std::vector<Acc>& padded, index_t K, index_t V, index_t Vp, Acc* S) {
+  for (index_t i = 0; i < K; ++i) std::copy(padded.data() + i * Vp, padded.data() + i * Vp + V, S + i * V);
+}
+
 template <GateAxis axis, class Acc>
 inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const Acc* __restrict q,
                            const Acc* __restrict k, const Acc* __restrict a, index_t kld,
@@ -211,10 +245,7 @@ inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const A
   constexpr index_t NV = RecurrentTiles<Acc>::kValueTile / W;  // vectors per tile row
   static_assert(NV * W == RecurrentTiles<Acc>::kValueTile);
   Vec s[KB][NV];
-#pragma GCC unroll 8
-  for (index_t i = 0; i < KB; ++i)
-#pragma GCC unroll 4
-    for (index_t j = 0; j < NV; ++j) s[i][j] = *reinterpret_cast<const Vec*>(state_tile + i * state_ld + j * W);
+  load_state_tile(s, state_tile, state_ld);
 
   for (index_t t = 0; t < steps; ++t) {
     const Acc* qt = q + t * kld;
@@ -250,10 +281,7 @@ inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const A
     }
   }
 
-#pragma GCC unroll 8
-  for (index_t i = 0; i < KB; ++i)
-#pragma GCC unroll 4
-    for (index_t j = 0; j < NV; ++j) *reinterpret_cast<Vec*>(state_tile + i * state_ld + j * W) = s[i][j];
+  store_state_tile(s, state_tile, state_ld);
 #else
   constexpr index_t VB = RecurrentTiles<Acc>::kValueTile;
   for (index_t t = 0; t < steps; ++t) {
@@ -306,9 +334,7 @@ void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& 
   constexpr index_t KB = Tiles::kKeyTile, VB = Tiles::kValueTile, TB = Tiles::kTimeBlock;
   const index_t K = x.K, V = x.V;
   const index_t Kp = round_up(K, KB), Vp = round_up(V, VB);
-  // Padded rows and columns hold zeros in the state, q, k and v, so they stay zero.
-  ws.state.assign(static_cast<std::size_t>(Kp * Vp), Acc(0));
-  for (index_t i = 0; i < K; ++i) std::copy(S + i * V, S + (i + 1) * V, ws.state.data() + i * Vp);
+  pad_state(S, K, V, Kp, Vp, ws.state);
   // Tile strides are skewed by one cache line so that the tiles read and written in one
   // sweep do not sit at the same offset modulo 4 KiB (store-to-load false dependencies).
   ws.q.resize(static_cast<std::size_t>(TB * Kp));
@@ -338,8 +364,7 @@ void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& 
       for (index_t j = 0; j < V; ++j) orow[j] = static_cast<OutT>(src[j]);
     }
   }
-  for (index_t i = 0; i < K; ++i)
-    std::copy(ws.state.data() + i * Vp, ws.state.data() + i * Vp + V, S + i * V);
+  unpad_state(ws.state, K, V, Vp, S);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -396,10 +421,7 @@ inline void fused_tile(Acc* __restrict state_tile, index_t state_ld, const Acc* 
   constexpr index_t W = 64 / sizeof(Acc);
   constexpr index_t NV = FusedTiles<Acc>::kValueTile / W;
   Vec s[KB][NV];
-#pragma GCC unroll 8
-  for (index_t i = 0; i < KB; ++i)
-#pragma GCC unroll 4
-    for (index_t j = 0; j < NV; ++j) s[i][j] = *reinterpret_cast<const Vec*>(state_tile + i * state_ld + j * W);
+  load_state_tile(s, state_tile, state_ld);
 
   for (index_t grp = 0; grp < groups; ++grp) {
     const index_t t0 = grp * G;
@@ -435,10 +457,7 @@ inline void fused_tile(Acc* __restrict state_tile, index_t state_ld, const Acc* 
 #pragma GCC unroll 4
       for (index_t j = 0; j < NV; ++j) *reinterpret_cast<Vec*>(o + (t0 + t) * vld + j * W) += acc[t][j];
   }
-#pragma GCC unroll 8
-  for (index_t i = 0; i < KB; ++i)
-#pragma GCC unroll 4
-    for (index_t j = 0; j < NV; ++j) *reinterpret_cast<Vec*>(state_tile + i * state_ld + j * W) = s[i][j];
+  store_state_tile(s, state_tile, state_ld);
 #else
   constexpr index_t VB = FusedTiles<Acc>::kValueTile;
   for (index_t grp = 0; grp < groups; ++grp) {
@@ -466,8 +485,7 @@ void fused_chunk_head(const Slice& x, Acc* S, Acc scale, FusedWorkspace<Acc>& ws
   const index_t K = x.K, V = x.V;
   const index_t Kp = round_up(K, KB), Vp = round_up(V, VB);
   const index_t Dn = key ? K : V, Dp = key ? Kp : Vp;  // the gated dimension
-  ws.state.assign(static_cast<std::size_t>(Kp * Vp), Acc(0));
-  for (index_t i = 0; i < K; ++i) std::copy(S + i * V, S + (i + 1) * V, ws.state.data() + i * Vp);
+  pad_state(S, K, V, Kp, Vp, ws.state);
   auto size = [](std::vector<Acc>& b, index_t n) { b.resize(static_cast<std::size_t>(n)); return b.data(); };
   Acc* q = size(ws.q, TB * Kp);
   Acc* k = size(ws.k, TB * Kp);
@@ -558,7 +576,7 @@ void fused_chunk_head(const Slice& x, Acc* S, Acc scale, FusedWorkspace<Acc>& ws
       for (index_t e = 0; e < V; ++e) orow[e] = static_cast<OutT>(o[t * Vp + e]);
     }
   }
-  for (index_t i = 0; i < K; ++i) std::copy(ws.state.data() + i * Vp, ws.state.data() + i * Vp + V, S + i * V);
+  unpad_state(ws.state, K, V, Vp, S);
 }
 
 // ---------------------------------------------------------------------------------------
