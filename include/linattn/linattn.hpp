@@ -3,6 +3,7 @@
 
 #include "linattn/core/check.hpp"
 #include "linattn/core/math.hpp"
+#include "linattn/core/norm.hpp"
 #include "linattn/core/state.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"

@@ -68,12 +68,12 @@ Array<float, 3> run_block(const Block& blk, const Array<float, 3>& h, Arithmetic
   const index_t B = h.size(0), T = h.size(1), D = h.size(2);
   Array<float, 2> x({B * T, D}), attn({B * T, D}), m({B * T, D}), mlp({B * T, D});
   const TensorView<const float, 2> h2(h.data(), {B * T, D});
-  linattn::ternary::rms_norm(h2, blk.attn_norm, 1e-6f, x.view());
+  linattn::rms_norm(h2, blk.attn_norm, 1e-6f, x.view());
   blk.attn.forward(TensorView<const float, 3>(x.data(), {B, T, D}), TensorView<float, 3>(attn.data(), {B, T, D}),
                    nullptr, a);
   Array<float, 3> out({B, T, D});
   for (index_t i = 0; i < out.numel(); ++i) out.data()[i] = h.data()[i] + attn.data()[i];
-  linattn::ternary::rms_norm(TensorView<const float, 2>(out.data(), {B * T, D}), blk.mlp_norm, 1e-6f, m.view());
+  linattn::rms_norm(TensorView<const float, 2>(out.data(), {B * T, D}), blk.mlp_norm, 1e-6f, m.view());
   blk.mlp.forward(m.cview(), mlp.view(), a);
   for (index_t i = 0; i < out.numel(); ++i) out.data()[i] += mlp.data()[i];
   return out;

@@ -19,6 +19,7 @@
 
 #include "linattn/core/check.hpp"
 #include "linattn/core/math.hpp"
+#include "linattn/core/norm.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/nn/bitlinear.hpp"
 #include "linattn/ops/hgrn.hpp"
@@ -98,7 +99,7 @@ class MLGRU {
                            hgrn::linear_gates<float>(TensorView<const float, 3>(f.data(), {B, T, E})), h.view(), state,
                            state);
     Array<float, 2> y({rows, E});
-    ternary::rms_norm(g.cview(), g_norm_, eps_, y.view());
+    rms_norm(g.cview(), g_norm_, eps_, y.view());
     for (index_t r = 0; r < rows; ++r)
       for (index_t e = 0; e < E; ++e) y(r, e) *= silu(h.data()[r * E + e]);
     project(o_, y.cview(), TensorView<float, 2>(out.data(), {rows, D}), arithmetic);

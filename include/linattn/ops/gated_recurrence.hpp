@@ -334,7 +334,11 @@ void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& 
   constexpr index_t KB = Tiles::kKeyTile, VB = Tiles::kValueTile, TB = Tiles::kTimeBlock;
   const index_t K = x.K, V = x.V;
   const index_t Kp = round_up(K, KB), Vp = round_up(V, VB);
-  pad_state(S, K, V, Kp, Vp, ws.state);
+  // The tiled kernels work on the caller's state in place when the tiles fit it exactly;
+  // otherwise on a zero-padded copy.
+  const bool padded = Kp != K || Vp != V;
+  if (padded) pad_state(S, K, V, Kp, Vp, ws.state);
+  Acc* state = padded ? ws.state.data() : S;
   // Tile strides are skewed by one cache line so that the tiles read and written in one
   // sweep do not sit at the same offset modulo 4 KiB (store-to-load false dependencies).
   ws.q.resize(static_cast<std::size_t>(TB * Kp));
@@ -356,7 +360,7 @@ void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& 
     std::fill(ws.o.begin(), ws.o.begin() + tb * Vp, Acc(0));
     for (index_t vt = 0; vt < Vp; vt += VB)
       for (index_t kt = 0; kt < Kp; kt += KB)
-        recurrent_tile<axis>(ws.state.data() + kt * Vp + vt, Vp, ws.q.data() + kt, ws.k.data() + kt,
+        recurrent_tile<axis>(state + kt * Vp + vt, Vp, ws.q.data() + kt, ws.k.data() + kt,
                              ws.a.data() + kt, Kp, ws.v.data() + vt, ws.a.data() + vt, ws.o.data() + vt, Vp, tb);
     for (index_t t = 0; t < tb; ++t) {
       OutT* orow = x.o + (t0 + t) * x.o_rs;
@@ -364,7 +368,7 @@ void recurrent_head(const Slice& x, Acc* S, Acc scale, RecurrentWorkspace<Acc>& 
       for (index_t j = 0; j < V; ++j) orow[j] = static_cast<OutT>(src[j]);
     }
   }
-  unpad_state(ws.state, K, V, Vp, S);
+  if (padded) unpad_state(ws.state, K, V, Vp, S);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -485,7 +489,11 @@ void fused_chunk_head(const Slice& x, Acc* S, Acc scale, FusedWorkspace<Acc>& ws
   const index_t K = x.K, V = x.V;
   const index_t Kp = round_up(K, KB), Vp = round_up(V, VB);
   const index_t Dn = key ? K : V, Dp = key ? Kp : Vp;  // the gated dimension
-  pad_state(S, K, V, Kp, Vp, ws.state);
+  // The tiled kernels work on the caller's state in place when the tiles fit it exactly;
+  // otherwise on a zero-padded copy.
+  const bool padded = Kp != K || Vp != V;
+  if (padded) pad_state(S, K, V, Kp, Vp, ws.state);
+  Acc* state = padded ? ws.state.data() : S;
   auto size = [](std::vector<Acc>& b, index_t n) { b.resize(static_cast<std::size_t>(n)); return b.data(); };
   Acc* q = size(ws.q, TB * Kp);
   Acc* k = size(ws.k, TB * Kp);
@@ -553,7 +561,7 @@ void fused_chunk_head(const Slice& x, Acc* S, Acc scale, FusedWorkspace<Acc>& ws
     std::fill(o, o + tg * Vp, Acc(0));
     for (index_t vt = 0; vt < Vp; vt += VB)
       for (index_t kt = 0; kt < Kp; kt += KB)
-        fused_tile<axis>(ws.state.data() + kt * Vp + vt, Vp, q + kt, k + kt, Kp, group_decay + (key ? kt : vt), Dp,
+        fused_tile<axis>(state + kt * Vp + vt, Vp, q + kt, k + kt, Kp, group_decay + (key ? kt : vt), Dp,
                          v_state + vt, Vp, o + vt, tg / G);
 
     for (index_t g0 = 0; g0 < tg; g0 += G) {
@@ -576,7 +584,7 @@ void fused_chunk_head(const Slice& x, Acc* S, Acc scale, FusedWorkspace<Acc>& ws
       for (index_t e = 0; e < V; ++e) orow[e] = static_cast<OutT>(o[t * Vp + e]);
     }
   }
-  unpad_state(ws.state, K, V, Vp, S);
+  if (padded) unpad_state(ws.state, K, V, Vp, S);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -629,7 +637,8 @@ void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorks
     load_rows(ws.k.data(), K, x.k + s0 * x.k_rs, x.k_rs, L, K, Acc(0));
     load_rows(ws.v.data(), V, x.v + s0 * x.v_rs, x.v_rs, L, V, Acc(0));
     load_decay(ws.a.data(), G, x.g ? x.g + s0 * x.g_rs : x.g, x.g_rs, L, G, x.gate_space);
-    auto q = ws.q.topRows(L);
+    auto q = ws.q.topRows(L);  // scaled once here: every product below uses scale·q
+    q *= scale;
     auto k = ws.k.topRows(L);
     auto v = ws.v.topRows(L);
     auto a = ws.a.topRows(L);
@@ -645,11 +654,11 @@ void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorks
     // Inter-chunk part, from the state entering the chunk.
     if constexpr (axis == GateAxis::key) {
       auto Qg = ws.Qg.topRows(L);
-      Qg = (q * scale).cwiseProduct(P);
+      Qg = q.cwiseProduct(P);
       O.noalias() = Qg * S;
     } else {
-      O.noalias() = (q * scale) * S;
-      O = O.cwiseProduct(P);
+      O.noalias() = q * S;
+      O.array() *= P.array();
     }
 
     // Intra-chunk part.
@@ -667,12 +676,14 @@ void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorks
         if constexpr (axis == GateAxis::key) {
           auto KU = ws.Kg.topRows(i0);
           KU = k.topRows(i0).cwiseProduct(U);
-          A.noalias() = (q.middleRows(i0, c) * scale).cwiseProduct(Wg) * KU.transpose();
+          auto QW = ws.Qg.topRows(c);  // free after the inter part; an evaluated GEMM operand
+          QW = q.middleRows(i0, c).cwiseProduct(Wg);
+          A.noalias() = QW * KU.transpose();
           O.middleRows(i0, c).noalias() += A * v.topRows(i0);
         } else {
           auto VU = ws.Kg.topRows(i0);
           VU = v.topRows(i0).cwiseProduct(U);
-          A.noalias() = (q.middleRows(i0, c) * scale) * k.topRows(i0).transpose();
+          A.noalias() = q.middleRows(i0, c) * k.topRows(i0).transpose();
           auto tmp = ws.tmp.topRows(c);
           tmp.noalias() = A * VU;
           O.middleRows(i0, c) += tmp.cwiseProduct(Wg);
@@ -689,7 +700,7 @@ void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorks
             const Acc* qi = q.row(i).data();
             if (i > j)
               for (index_t d = 0; d < K; ++d) run[d] *= ai[d];
-            const Acc aij = scale * dot(qi, run, K);
+            const Acc aij = dot(qi, run, K);
             Acc* oi = O.row(i).data();
             const Acc* vj = v.row(j).data();
             for (index_t e = 0; e < V; ++e) oi[e] += aij * vj[e];
@@ -701,7 +712,7 @@ void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorks
             const Acc* ai = a.row(i).data();
             if (i > j)
               for (index_t e = 0; e < V; ++e) run[e] *= ai[e];
-            const Acc aij = scale * dot(q.row(i).data(), k.row(j).data(), K);
+            const Acc aij = dot(q.row(i).data(), k.row(j).data(), K);
             Acc* oi = O.row(i).data();
             for (index_t e = 0; e < V; ++e) oi[e] += aij * run[e];
           }
@@ -713,12 +724,12 @@ void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorks
     if constexpr (axis == GateAxis::key) {
       auto KR = ws.Kg.topRows(L);
       KR = k.cwiseProduct(R);
-      S = P.row(L - 1).transpose().asDiagonal() * S;
+      S.array().colwise() *= P.row(L - 1).transpose().array();  // diag(P_r) S, in place
       S.noalias() += KR.transpose() * v;
     } else {
       auto VR = ws.Kg.topRows(L);
       VR = v.cwiseProduct(R);
-      S = S * P.row(L - 1).asDiagonal();
+      S.array().rowwise() *= P.row(L - 1).array();  // S diag(P_r), in place
       S.noalias() += k.transpose() * VR;
     }
 

@@ -124,8 +124,9 @@ void check_state(const char* where, const char* name, const State<T>& st, index_
                                      ", expected " + shape_string(Shape<3>{N, d.H, d.M}));
 }
 
-// s and g rows of one (sequence, kv head) as dense [L, M] buffers; without g, the fallback's
-// s' and g' from the running log-normaliser z (updated in place).
+// s and g rows of one (sequence, kv head) as dense [L, M] buffers of Acc: without g, the
+// fallback's s' and g' from the running log-normaliser z (updated in place); with g, a copy
+// (only needed when the input type is not Acc).
 template <class Acc, class T>
 void slot_inputs(const T* s, index_t s_rs, const T* g, index_t g_rs, index_t L, index_t M, Acc* z,
                  std::vector<Acc>& s_out, std::vector<Acc>& g_out) {
@@ -182,9 +183,25 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
     const index_t L = sp.end - sp.begin;
     std::vector<Acc> z(static_cast<std::size_t>(d.M), -std::numeric_limits<Acc>::infinity());
     if (initial_state) std::copy(initial_state->log_norm.view().ptr(n, h), initial_state->log_norm.view().ptr(n, h) + d.M, z.begin());
+    // Slot weights and gates [L, M]: the inputs themselves when given in Acc, else dense buffers.
     std::vector<Acc> s_rows, g_rows;
-    slot_inputs(s.ptr(sp.batch, sp.begin, h), s.stride(1), has_gate ? g.ptr(sp.batch, sp.begin, h) : nullptr,
-                has_gate ? g.stride(1) : 0, L, d.M, z.data(), s_rows, g_rows);
+    const Acc* s_base = nullptr;
+    const Acc* g_base = nullptr;
+    index_t slot_rs = d.M, gate_rs = d.M;
+    if constexpr (std::is_same_v<T, Acc>) {
+      if (has_gate) {
+        s_base = s.ptr(sp.batch, sp.begin, h);
+        g_base = g.ptr(sp.batch, sp.begin, h);
+        slot_rs = s.stride(1);
+        gate_rs = g.stride(1);
+      }
+    }
+    if (s_base == nullptr) {
+      slot_inputs(s.ptr(sp.batch, sp.begin, h), s.stride(1), has_gate ? g.ptr(sp.batch, sp.begin, h) : nullptr,
+                  has_gate ? g.stride(1) : 0, L, d.M, z.data(), s_rows, g_rows);
+      s_base = s_rows.data();
+      g_base = g_rows.data();
+    }
 
     std::vector<Acc> hk(static_cast<std::size_t>(d.K * d.M)), hv(static_cast<std::size_t>(d.M * d.V));
     std::vector<Acc> scores(static_cast<std::size_t>(block * d.M));  // [block, M]: ok, then p
@@ -206,22 +223,26 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
         HeadSlice<T, T, Acc, Acc, Acc> p1;  // pass 1: keys into slots, gate on the slot (value) axis
         p1.q = q.ptr(sp.batch, sp.begin + t0, hq);
         p1.k = k.ptr(sp.batch, sp.begin + t0, h);
-        p1.v = s_rows.data() + t0 * d.M;
-        p1.g = g_rows.data() + t0 * d.M;
+        p1.v = s_base + t0 * slot_rs;
+        p1.g = g_base + t0 * gate_rs;
         p1.o = scores.data();
         p1.q_rs = q.stride(1);
         p1.k_rs = k.stride(1);
-        p1.v_rs = p1.g_rs = p1.o_rs = d.M;
+        p1.v_rs = slot_rs;
+        p1.g_rs = gate_rs;
+        p1.o_rs = d.M;
         p1.len = len;
         p1.K = d.K;
         p1.V = d.M;
         HeadSlice<Acc, Acc, T, Acc, T> p2;  // pass 2: slot values, gate on the slot (key) axis
         p2.q = scores.data();
-        p2.k = s_rows.data() + t0 * d.M;
+        p2.k = s_base + t0 * slot_rs;
         p2.v = v.ptr(sp.batch, sp.begin + t0, h);
-        p2.g = g_rows.data() + t0 * d.M;
+        p2.g = g_base + t0 * gate_rs;
         p2.o = o.ptr(sp.batch, sp.begin + t0, hq);
-        p2.q_rs = p2.k_rs = p2.g_rs = d.M;
+        p2.q_rs = d.M;
+        p2.k_rs = slot_rs;
+        p2.g_rs = gate_rs;
         p2.v_rs = v.stride(1);
         p2.o_rs = o.stride(1);
         p2.len = len;
@@ -310,7 +331,7 @@ void step(std::type_identity_t<TensorView<const T, 3>> q, std::type_identity_t<T
   const auto threads = linattn::detail::step_threads(options.threads, d.B * d.H * (d.K + d.V) * d.M);
   linattn::detail::parallel_for(d.B * d.H, threads, [&](index_t item) {
     const index_t n = item / d.H, h = item % d.H;
-    thread_local std::vector<Acc> s_row, g_row, scores, scratch;
+    thread_local std::vector<Acc> s_row, g_row, scores, out, scratch;
     detail::slot_inputs(s.ptr(n, h), 0, has_gate ? g.ptr(n, h) : nullptr, 0, 1, d.M,
                         state.log_norm.view().ptr(n, h), s_row, g_row);
     scores.resize(static_cast<std::size_t>(d.M));
@@ -329,7 +350,7 @@ void step(std::type_identity_t<TensorView<const T, 3>> q, std::type_identity_t<T
       } else {  // the others read the updated states
         detail::read_state(q.ptr(n, hq), hk, d.K, d.M, scale, scores.data());
         linattn::detail::softmax_rows(scores.data(), 1, d.M, d.M);
-        std::vector<Acc> out(static_cast<std::size_t>(d.V));
+        out.resize(static_cast<std::size_t>(d.V));
         detail::read_state(scores.data(), hv, d.M, d.V, Acc(1), out.data());
         for (index_t j = 0; j < d.V; ++j) o.ptr(n, hq)[j] = static_cast<T>(out[static_cast<std::size_t>(j)]);
       }

@@ -127,23 +127,19 @@ inline index_t rows_per_item(index_t rows, int threads) {
 
 template <class Out>
 void run_rows(Backend b, const PackedWeights& w, const ActivationsView& x, index_t r0, index_t r1, const Out& out) {
-  [[maybe_unused]] const bool two_bit = w.packing() == Packing::bits2;
+  // One SIMD instruction set, either packing.
+  [[maybe_unused]] auto simd_rows = [&]<class Isa>() {
+    if (w.packing() == Packing::bits2)
+      simd::matmul_rows<Isa, Packing::bits2>(w, x, r0, r1, out);
+    else
+      simd::matmul_rows<Isa, Packing::base3>(w, x, r0, r1, out);
+  };
   switch (b) {
 #if defined(LINATTN_TERNARY_HAVE_AVX512)
-    case Backend::avx512:
-      if (two_bit)
-        simd::matmul_rows<avx512::Isa, Packing::bits2>(w, x, r0, r1, out);
-      else
-        simd::matmul_rows<avx512::Isa, Packing::base3>(w, x, r0, r1, out);
-      return;
+    case Backend::avx512: simd_rows.template operator()<avx512::Isa>(); return;
 #endif
 #if defined(LINATTN_TERNARY_HAVE_AVX2)
-    case Backend::avx2:
-      if (two_bit)
-        simd::matmul_rows<avx2::Isa, Packing::bits2>(w, x, r0, r1, out);
-      else
-        simd::matmul_rows<avx2::Isa, Packing::base3>(w, x, r0, r1, out);
-      return;
+    case Backend::avx2: simd_rows.template operator()<avx2::Isa>(); return;
 #endif
     default: scalar::matmul_rows(w, x, r0, r1, out); return;
   }

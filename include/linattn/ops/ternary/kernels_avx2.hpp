@@ -88,26 +88,32 @@ struct Isa {
   };
 };
 
+// The AVX2 decoders expand a whole panel up front: state() runs the packing's panel() into
+// kSlots vectors, slot(k) hands out the k-th.
+template <class Decoder, int kSlots>
+struct PanelDecoder {
+  struct State {
+    Isa::Bytes d[kSlots];
+  };
+  State state(Isa::Bytes v) const {
+    State s;
+    static_cast<const Decoder*>(this)->panel(v, s.d);
+    return s;
+  }
+  Isa::Bytes slot(const State& s, int k) const { return s.d[k]; }
+};
+
 template <>
-struct Isa::Decoder<Packing::bits2> {
+struct Isa::Decoder<Packing::bits2> : PanelDecoder<Isa::Decoder<Packing::bits2>, 4> {
   Fields fields;
   void panel(Bytes v, Bytes* d) const {
     fields.half(v.lo, &d[0].lo, &d[1].lo, &d[2].lo, &d[3].lo);
     fields.half(v.hi, &d[0].hi, &d[1].hi, &d[2].hi, &d[3].hi);
   }
-  struct State {
-    Bytes d[4];
-  };
-  State state(Bytes v) const {
-    State s;
-    panel(v, s.d);
-    return s;
-  }
-  Bytes slot(const State& s, int k) const { return s.d[k]; }
 };
 
 template <>
-struct Isa::Decoder<Packing::base3> {
+struct Isa::Decoder<Packing::base3> : PanelDecoder<Isa::Decoder<Packing::base3>, 5> {
   __m256i third = _mm256_set1_epi16(21846), three = _mm256_set1_epi16(3);
   // 32 bytes → 5 vectors of d = trit + 1 (the base-3 digits themselves).
   void half(__m256i v, __m256i (&d)[5]) const {
@@ -129,15 +135,6 @@ struct Isa::Decoder<Packing::base3> {
     half(v.hi, hi);
     for (int i = 0; i < 5; ++i) d[i] = {lo[i], hi[i]};
   }
-  struct State {
-    Bytes d[5];
-  };
-  State state(Bytes v) const {
-    State s;
-    panel(v, s.d);
-    return s;
-  }
-  Bytes slot(const State& s, int k) const { return s.d[k]; }
 };
 
 }  // namespace linattn::ternary::detail::avx2
