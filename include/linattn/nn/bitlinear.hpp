@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <utility>
@@ -19,6 +20,7 @@
 
 #include "linattn/core/check.hpp"
 #include "linattn/core/tensor.hpp"
+#include "linattn/nn/linear.hpp"
 #include "linattn/ops/ternary.hpp"
 
 namespace linattn::nn {
@@ -66,6 +68,13 @@ class BitLinear {
   const ternary::PackedWeights& weight() const { return weight_; }
   std::span<const float> norm_weight() const { return norm_weight_; }
   const BitLinearOptions& options() const { return opt_; }
+  // Bytes a forward pass reads: the packed codes, γ and the RMSNorm weight.
+  std::size_t weight_bytes() const { return weight_.bytes() + sizeof(float) + norm_weight_.size() * sizeof(float); }
+
+  // Keeps the dequantised float weights γ·W_q [out, in] for forward_reference: the dense float
+  // path the benchmarks compare with (16× the packed memory). Without it, forward_reference
+  // dequantises on every call.
+  void keep_dense_weights() { dense_ = std::make_shared<const Array<float, 2>>(weight_.dequantized()); }
 
   // x [N, in] → y [N, out] through the integer kernel. With a trace, also returns x̂, x_q, s_x.
   void forward(TensorView<const float, 2> x, TensorView<float, 2> y, BitLinearTrace* trace = nullptr) const {
@@ -105,16 +114,14 @@ class BitLinear {
     t.x_norm = Array<float, 2>(Shape<2>{N, in});
     ternary::rms_norm(x, norm_weight_, opt_.eps, t.x_norm.view());
     quantize(t);
-    using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    Matrix xd(N, in);  // [N, in] x_q / s_x
+    Array<float, 2> xd(Shape<2>{N, in});  // x_q / s_x
     for (index_t n = 0; n < N; ++n)
       for (index_t j = 0; j < in; ++j)
         xd(n, j) = static_cast<float>(t.act_codes(n, j)) / t.act_scale[static_cast<std::size_t>(n)];
-    const Array<float, 2> wd = weight_.dequantized();  // [out, in] γ·W_q
-    const Eigen::Map<const Matrix> w(wd.data(), out, in);
-    const Matrix yd = xd * w.transpose();  // [N, out]
-    for (index_t n = 0; n < N; ++n)
-      for (index_t o = 0; o < out; ++o) y(n, o) = yd(n, o);
+    std::shared_ptr<const Array<float, 2>> wd = dense_;  // [out, in] γ·W_q
+    if (!wd) wd = std::make_shared<const Array<float, 2>>(weight_.dequantized());
+    (void)out;
+    detail::dense_matmul(xd.cview(), wd->cview(), y, opt_.kernel.threads);
   }
 
  private:
@@ -136,6 +143,7 @@ class BitLinear {
 
   ternary::PackedWeights weight_;
   std::vector<float> norm_weight_;  // [in]
+  std::shared_ptr<const Array<float, 2>> dense_;  // keep_dense_weights()
   BitLinearOptions opt_;
 };
 

@@ -31,6 +31,15 @@ class GLU {
 
   index_t hidden_size() const { return gate_.in_features(); }
   index_t intermediate_size() const { return down_.in_features(); }
+  std::size_t weight_bytes() const { return gate_.weight_bytes() + down_.weight_bytes(); }
+  void keep_dense_weights() {
+    gate_.keep_dense_weights();
+    down_.keep_dense_weights();
+  }
+  // As the channel mixer of lm::CausalLM (threads: those the BitLinear kernels were built with).
+  void forward(TensorView<const float, 2> x, TensorView<float, 2> out, const RunOptions& run) const {
+    forward(x, out, run.arithmetic);
+  }
 
   // x, out [N, D]
   void forward(TensorView<const float, 2> x, TensorView<float, 2> out, Arithmetic arithmetic = Arithmetic::integer) const {

@@ -12,6 +12,7 @@
 // The short-convolution branch is broken upstream and off in every model: not implemented.
 #pragma once
 
+#include <algorithm>
 #include <span>
 #include <string>
 #include <utility>
@@ -22,13 +23,11 @@
 #include "linattn/core/norm.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/nn/bitlinear.hpp"
+#include "linattn/nn/options.hpp"
 #include "linattn/ops/hgrn.hpp"
 
 namespace linattn::nn {
 
-// Which arithmetic a ternary layer uses: the integer kernels (the deployment path), or the
-// dequantised float weights through Eigen (the reference the tests compare against).
-enum class Arithmetic { integer, reference };
 
 class MLGRU {
  public:
@@ -65,6 +64,40 @@ class MLGRU {
 
   index_t hidden_size() const { return i_.in_features(); }
   index_t expanded_size() const { return i_.out_features(); }
+  std::size_t weight_bytes() const {
+    return i_.weight_bytes() + f_.weight_bytes() + g_.weight_bytes() + o_.weight_bytes() + g_norm_.size() * sizeof(float);
+  }
+  // The dense float path of every projection (see BitLinear::keep_dense_weights).
+  void keep_dense_weights() {
+    for (BitLinear* p : {&i_, &f_, &g_, &o_}) p->keep_dense_weights();
+  }
+
+  // As a token mixer of lm::CausalLM: the state of one sequence is h [1, E]. The BitLinear
+  // kernels use the thread count they were built with; run.threads does not apply.
+  using State = hgrn::State<float>;
+  State initial_state() const { return State(Shape<2>{1, expanded_size()}); }
+  void forward(TensorView<const float, 2> x, TensorView<float, 2> out, State& state, const RunOptions& run) const {
+    forward(TensorView<const float, 3>(x.data(), {1, x.size(0), x.size(1)}, {x.numel(), x.stride(0), x.stride(1)}),
+            TensorView<float, 3>(out.data(), {1, out.size(0), out.size(1)}, {out.numel(), out.stride(0), out.stride(1)}),
+            &state, run.arithmetic);
+  }
+  // One token of N sequences: the states are gathered into one [N, E] batch and scattered back.
+  void step(TensorView<const float, 2> x, TensorView<float, 2> out, std::span<State* const> states,
+            const RunOptions& run) const {
+    const index_t N = x.size(0), E = expanded_size();
+    linattn::detail::require(static_cast<index_t>(states.size()) == N, "linattn::nn::MLGRU::step",
+                             "one state per row of x required");
+    State batch(Shape<2>{N, E});
+    for (index_t n = 0; n < N; ++n) {
+      linattn::detail::require(states[n]->shape() == Shape<2>{1, E}, "linattn::nn::MLGRU::step",
+                               "state " + std::to_string(n) + " has shape " + shape_string(states[n]->shape()));
+      std::copy_n(states[n]->data(), E, batch.data() + n * E);
+    }
+    forward(TensorView<const float, 3>(x.data(), {N, 1, x.size(1)}, {x.stride(0), x.size(1), x.stride(1)}),
+            TensorView<float, 3>(out.data(), {N, 1, out.size(1)}, {out.stride(0), out.size(1), out.stride(1)}), &batch,
+            run.arithmetic);
+    for (index_t n = 0; n < N; ++n) std::copy_n(batch.data() + n * E, E, states[n]->data());
+  }
 
   // x, out [B, T, D] (contiguous); state [B, E]: the state before the first token (zeros if
   // null) and, when given, overwritten with the state after the last. T = 1 is a decode step.

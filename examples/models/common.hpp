@@ -1,0 +1,116 @@
+// What the three model families share when they load a Hugging Face checkpoint: options,
+// config validation, norms, dense projections and the gated MLP in both key layouts.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "linattn/linattn.hpp"
+
+namespace linattn::examples {
+
+struct LoadOptions {
+  Threads threads;                                    // every projection and recurrence
+  ternary::Packing packing = ternary::Packing::bits2; // MatMul-free LM BitLinear weights
+  bool dense_reference = false;  // MatMul-free LM: also keep float γ·W_q for the reference path (16× the memory)
+};
+
+// Reads config fields and fails naming the field for values the model cannot honour.
+struct ConfigReader {
+  const io::Checkpoint& ckpt;
+
+  void expect_model_type(const std::string& want) const {
+    const auto got = ckpt.require<std::string>("model_type");
+    if (got != want) ckpt.fail("config.json model_type is \"" + got + "\", this loader reads \"" + want + "\"");
+  }
+  void expect_null(const std::string& field, const std::string& why) const {
+    if (ckpt.has(field)) ckpt.fail("config.json \"" + field + "\" = " + ckpt.config()[field].dump() + " is not supported: " + why);
+  }
+  void expect_one_of(const std::string& field, const std::string& fallback, std::initializer_list<const char*> allowed) const {
+    const auto v = ckpt.get<std::string>(field, fallback);
+    std::string list;
+    for (const char* a : allowed) {
+      if (v == a) return;
+      list += std::string(list.empty() ? "" : ", ") + a;
+    }
+    ckpt.fail("config.json \"" + field + "\" = \"" + v + "\" is not one of: " + list);
+  }
+  index_t positive(const std::string& field, index_t fallback) const {
+    const auto v = ckpt.get<index_t>(field, fallback);
+    if (v <= 0) ckpt.fail("config.json \"" + field + "\" = " + std::to_string(v) + " must be positive");
+    return v;
+  }
+  index_t positive(const std::string& field) const {
+    const auto v = ckpt.require<index_t>(field);
+    if (v <= 0) ckpt.fail("config.json \"" + field + "\" = " + std::to_string(v) + " must be positive");
+    return v;
+  }
+  // int(D·ratio), which must split evenly over the heads.
+  index_t head_dim(index_t hidden, const std::string& field, double fallback, index_t heads) const {
+    const double ratio = ckpt.get<double>(field, fallback);
+    const auto dim = static_cast<index_t>(static_cast<double>(hidden) * ratio);
+    if (ratio <= 0 || dim <= 0 || dim % heads != 0)
+      ckpt.fail("config.json \"" + field + "\" = " + std::to_string(ratio) + " gives dimension " + std::to_string(dim) +
+                ", not a positive multiple of num_heads = " + std::to_string(heads));
+    return dim / heads;
+  }
+  index_t intermediate_size(index_t hidden) const {
+    if (ckpt.has("intermediate_size")) return positive("intermediate_size");
+    return nn::default_intermediate_size(hidden, ckpt.get<double>("hidden_ratio", 4.0));
+  }
+};
+
+inline std::vector<float> load_norm(const io::Checkpoint& ckpt, const std::string& key, index_t n) {
+  return ckpt.vector(key, n);
+}
+
+// The first key that exists (legacy layouts); the error names the current one.
+inline std::string pick(const io::Checkpoint& ckpt, std::initializer_list<std::string> keys) {
+  for (const auto& k : keys)
+    if (ckpt.contains(k)) return k;
+  ckpt.fail("has no tensor \"" + *keys.begin() + "\"");
+}
+
+inline nn::Linear load_linear(const io::Checkpoint& ckpt, const std::string& key, index_t out, index_t in) {
+  return nn::Linear(ckpt.floats(key, {out, in}));
+}
+
+// Rows [r0, r0 + rows) of a float matrix, sharing its storage.
+inline io::FloatTensor row_slice(const io::FloatTensor& t, index_t r0, index_t rows) {
+  io::FloatTensor s = t;
+  s.shape = {rows, t.shape[1]};
+  s.data = t.data + r0 * t.shape[1];
+  return s;
+}
+
+// GatedMLP from gate_proj/up_proj/down_proj, or the legacy fused gate_proj [2I, D] (SPEC §5.0).
+inline nn::GatedMLP load_gated_mlp(const io::Checkpoint& ckpt, const std::string& prefix, index_t D, index_t I) {
+  if (ckpt.contains(prefix + "up_proj.weight"))
+    return nn::GatedMLP(load_linear(ckpt, prefix + "gate_proj.weight", I, D), load_linear(ckpt, prefix + "up_proj.weight", I, D),
+                        load_linear(ckpt, prefix + "down_proj.weight", D, I));
+  const io::FloatTensor fused = ckpt.floats(prefix + "gate_proj.weight", {2 * I, D});
+  return nn::GatedMLP(nn::Linear(row_slice(fused, 0, I)), nn::Linear(row_slice(fused, I, I)),
+                      load_linear(ckpt, prefix + "down_proj.weight", D, I));
+}
+
+// hidden_act of every MLP here is swish (SPEC §5.0).
+inline void expect_swish(const ConfigReader& cfg) { cfg.expect_one_of("hidden_act", "swish", {"swish", "silu"}); }
+
+// lm_head.weight, or the embeddings when tied (the checkpoint may omit lm_head.weight).
+inline io::FloatTensor head_weight(const io::Checkpoint& ckpt, const io::FloatTensor& embeddings, bool tied) {
+  if (tied && !ckpt.contains("lm_head.weight")) return embeddings;
+  return ckpt.floats("lm_head.weight", embeddings.shape);
+}
+
+// Tensors nobody asked for mean the checkpoint is not the model the config describes.
+inline void expect_all_used(const io::Checkpoint& ckpt) {
+  const auto unused = ckpt.unused_keys();
+  if (unused.empty()) return;
+  std::string list;
+  for (std::size_t i = 0; i < unused.size() && i < 8; ++i) list += (i ? ", " : "") + unused[i];
+  if (unused.size() > 8) list += ", ... (" + std::to_string(unused.size()) + " in all)";
+  ckpt.fail("tensors not used by the model its config.json describes: " + list);
+}
+
+}  // namespace linattn::examples

@@ -1,0 +1,232 @@
+// A Hugging Face model directory: config.json plus model.safetensors, or sharded
+// model-0000i-of-0000N.safetensors files listed in model.safetensors.index.json.
+//
+// Every shard is memory-mapped once. Tensors are handed out as FloatTensor: for float32 data
+// that is a view straight into the mapping (no copy); bfloat16 and float16 are widened into
+// an owned buffer once. release(key) gives the pages of a tensor back to the kernel once a
+// layer has made its own representation (the packed ternary weights), so a model's peak
+// resident memory holds one latent float tensor at a time, never the whole float checkpoint.
+//
+// Every failure names the directory and the key: a missing tensor, a wrong shape or dtype, an
+// index that points at a missing shard, a malformed config.json.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "linattn/core/tensor.hpp"
+#include "linattn/io/safetensors.hpp"
+
+namespace linattn::io {
+
+// A checkpoint that cannot be used as the model asks: missing or misshapen tensor, bad config.
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Float data of one tensor, row-major: a view into a mapped file or into a converted copy,
+// kept alive by `owner`. Copies share the data (a tied lm_head and the embeddings are one).
+struct FloatTensor {
+  std::vector<index_t> shape;
+  std::shared_ptr<const void> owner;  // the mapped file, or the converted std::vector<float>
+  const float* data = nullptr;
+
+  static FloatTensor own(std::vector<index_t> shape, std::vector<float> values) {
+    auto v = std::make_shared<const std::vector<float>>(std::move(values));
+    FloatTensor t;
+    t.shape = std::move(shape);
+    t.data = v->data();
+    t.owner = std::move(v);
+    return t;
+  }
+
+  index_t numel() const {
+    index_t n = 1;
+    for (index_t s : shape) n *= s;
+    return n;
+  }
+  index_t size(std::size_t d) const { return shape.at(d); }
+  std::span<const float> span() const { return {data, static_cast<std::size_t>(numel())}; }
+  TensorView<const float, 2> matrix() const { return {data, Shape<2>{shape.at(0), shape.at(1)}}; }
+  std::vector<float> to_vector() const { return {data, data + numel()}; }
+};
+
+namespace detail {
+
+// Drops the resident pages wholly inside `bytes` (a read-only private file mapping: the data
+// stays readable and is faulted in again from the file if touched).
+inline void drop_pages(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data());
+  const auto end = begin + bytes.size();
+  const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+}  // namespace detail
+
+class Checkpoint {
+ public:
+  // Opens `dir`: reads config.json and maps model.safetensors or every shard of the index.
+  explicit Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
+    namespace fs = std::filesystem;
+    if (!fs::is_directory(dir)) fail("is not a directory");
+    config_ = read_json(dir / "config.json", "config.json");
+    if (!config_.is_object()) fail("config.json is not a JSON object");
+    const fs::path single = dir / "model.safetensors", index = dir / "model.safetensors.index.json";
+    if (fs::exists(index)) {
+      const nlohmann::json idx = read_json(index, "model.safetensors.index.json");
+      if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
+        fail("model.safetensors.index.json has no \"weight_map\" object");
+      std::map<std::string, std::size_t> shard_of_file;
+      for (const auto& [key, file] : idx["weight_map"].items()) {
+        if (!file.is_string()) fail("model.safetensors.index.json: weight_map[\"" + key + "\"] is not a file name");
+        const std::string name = file.get<std::string>();
+        if (name.find('/') != std::string::npos || name == ".." || name.empty())
+          fail("model.safetensors.index.json: weight_map[\"" + key + "\"] = \"" + name + "\" is not a file in the directory");
+        auto it = shard_of_file.find(name);
+        if (it == shard_of_file.end()) {
+          if (!fs::exists(dir / name))
+            fail("model.safetensors.index.json names shard \"" + name + "\" (for \"" + key + "\"), which does not exist");
+          it = shard_of_file.emplace(name, shards_.size()).first;
+          shards_.push_back(std::make_shared<SafeTensorsFile>(dir / name));
+        }
+        if (!shards_[it->second]->contains(key))
+          fail("model.safetensors.index.json maps \"" + key + "\" to \"" + name + "\", which has no such tensor");
+        where_[key] = it->second;
+      }
+    } else if (fs::exists(single)) {
+      shards_.push_back(std::make_shared<SafeTensorsFile>(single));
+      for (const auto& name : shards_[0]->names()) where_[name] = 0;
+    } else {
+      fail("has neither model.safetensors nor model.safetensors.index.json");
+    }
+  }
+
+  const std::filesystem::path& directory() const { return dir_; }
+  const nlohmann::json& config() const { return config_; }
+
+  std::vector<std::string> keys() const {
+    std::vector<std::string> k;
+    for (const auto& [name, shard] : where_) k.push_back(name);
+    return k;
+  }
+  bool contains(std::string_view key) const { return where_.count(std::string(key)) != 0; }
+
+  const TensorInfo& info(std::string_view key) const {
+    const auto it = where_.find(std::string(key));
+    if (it == where_.end()) fail("has no tensor \"" + std::string(key) + "\"");
+    return shards_[it->second]->info(key);
+  }
+
+  // The tensor as float with exactly `shape`; float32 data is not copied when it is 4-byte
+  // aligned in the mapping. Any other dtype than F32/BF16/F16 is an error naming the key.
+  FloatTensor floats(std::string_view key, const std::vector<index_t>& shape) const {
+    const TensorInfo& t = info(key);
+    if (t.shape != shape)
+      fail("tensor \"" + std::string(key) + "\" has shape " + linattn::io::detail::shape_str(t.shape) + ", expected " +
+           linattn::io::detail::shape_str(shape));
+    if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
+      fail("tensor \"" + std::string(key) + "\" has dtype " + std::string(dtype_name(t.dtype)) +
+           "; model weights must be F32, BF16 or F16");
+    used_.insert(std::string(key));
+    const auto& file = shards_[where_.at(std::string(key))];
+    if (t.dtype == DType::F32 && reinterpret_cast<std::uintptr_t>(t.bytes.data()) % alignof(float) == 0) {
+      FloatTensor out;
+      out.shape = shape;
+      out.owner = file;
+      out.data = reinterpret_cast<const float*>(t.bytes.data());
+      return out;
+    }
+    return FloatTensor::own(shape, file->read<float>(key));
+  }
+  std::vector<float> vector(std::string_view key, index_t n) const { return floats(key, {n}).to_vector(); }
+
+  // Gives the mapped pages of `key` back (see the file comment). Views of it stay valid.
+  void release(std::string_view key) const { detail::drop_pages(info(key).bytes); }
+
+  // Keys no floats() call asked for: a model that leaves tensors unused is probably the wrong
+  // model for the checkpoint.
+  std::vector<std::string> unused_keys() const {
+    std::vector<std::string> out;
+    for (const auto& [name, shard] : where_)
+      if (!used_.count(name)) out.push_back(name);
+    return out;
+  }
+
+  // config.json accessors that name the field on a wrong type.
+  template <class T>
+  T get(const std::string& field, const T& fallback) const {
+    const auto it = config_.find(field);
+    if (it == config_.end() || it->is_null()) return fallback;
+    return as<T>(field, *it);
+  }
+  template <class T>
+  T require(const std::string& field) const {
+    const auto it = config_.find(field);
+    if (it == config_.end() || it->is_null()) fail("config.json has no \"" + field + "\"");
+    return as<T>(field, *it);
+  }
+  bool has(const std::string& field) const {
+    const auto it = config_.find(field);
+    return it != config_.end() && !it->is_null();
+  }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw CheckpointError("linattn: checkpoint " + dir_.string() + ": " + what);
+  }
+
+ private:
+  template <class T>
+  T as(const std::string& field, const nlohmann::json& v) const {
+    const auto bad = [&](const char* want) {
+      fail("config.json field \"" + field + "\" = " + v.dump() + " is not " + want);
+    };
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!v.is_boolean()) bad("a boolean");
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!v.is_number_integer() && !(v.is_number_float() && v.get<double>() == static_cast<double>(v.get<std::int64_t>())))
+        bad("an integer");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!v.is_number()) bad("a number");
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (!v.is_string()) bad("a string");
+    }
+    return v.get<T>();
+  }
+
+  nlohmann::json read_json(const std::filesystem::path& path, const std::string& label) const {
+    std::ifstream in(path);
+    if (!in) fail("cannot open " + label);
+    try {
+      return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      fail(label + " is not valid JSON: " + e.what());
+    }
+  }
+
+  std::filesystem::path dir_;
+  nlohmann::json config_;
+  std::vector<std::shared_ptr<SafeTensorsFile>> shards_;
+  std::map<std::string, std::size_t> where_;  // key -> shard
+  mutable std::set<std::string> used_;
+};
+
+}  // namespace linattn::io
