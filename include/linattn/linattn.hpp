@@ -7,6 +7,8 @@
 #include "linattn/core/state.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
+#include "linattn/fixed/arith.hpp"
+#include "linattn/fixed/mmf_integer.hpp"
 #include "linattn/io/checkpoint.hpp"
 #include "linattn/io/safetensors.hpp"
 #include "linattn/ops/gla.hpp"
