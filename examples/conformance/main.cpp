@@ -1,4 +1,5 @@
-// linattn-conformance: checks linattn against golden safetensors files (tests/data/GOLDEN-README.md).
+// linattn-conformance: checks linattn against golden safetensors files (tests/data/GOLDEN-README.md):
+// op files, and the golden.safetensors of model folders (kinds model.*: the whole model).
 //
 //   linattn-conformance FILE.safetensors...
 //

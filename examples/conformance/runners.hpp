@@ -12,6 +12,7 @@
 #include "gla_runner.hpp"
 #include "gsa_runner.hpp"
 #include "hgrn_runner.hpp"
+#include "model_runner.hpp"
 
 namespace conformance {
 
@@ -28,6 +29,9 @@ inline constexpr std::array kRunners{
     RunnerEntry{"op.hgrn", &run_hgrn},
     RunnerEntry{"op.hgrn_varlen", &run_hgrn},
     RunnerEntry{"op.bitlinear", &run_bitlinear},
+    RunnerEntry{"model.gla", &run_model},
+    RunnerEntry{"model.gsa", &run_model},
+    RunnerEntry{"model.hgrn_bit", &run_model},
 };
 
 inline const RunnerEntry* find_runner(std::string_view kind) {

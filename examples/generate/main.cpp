@@ -1,0 +1,249 @@
+// linattn-generate: load a Hugging Face GLA, GSA or MatMul-free LM checkpoint and generate.
+//
+//   linattn-generate --model DIR (--prompt TEXT | --ids LIST)... [--max-new-tokens N]
+//                    [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N]
+//                    [--packing 2|1.6] [--form auto|chunk|recurrent] [--reference]
+//                    [--dump-logits FILE.safetensors]
+//
+// Text prompts need a SentencePiece tokenizer.model in DIR. Several --prompt/--ids make a
+// batch. With --ids the generated ids go to stdout, one comma-separated line per prompt; text
+// is streamed to stdout as it is generated. Statistics and progress go to stderr.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "models/any_model.hpp"
+#if LINATTN_HAVE_SENTENCEPIECE
+#include "common/tokenizer.hpp"
+#endif
+
+namespace {
+
+using namespace linattn;
+
+struct Args {
+  std::string model;
+  std::vector<std::string> prompts;
+  std::vector<std::vector<std::int64_t>> ids;
+  index_t max_new_tokens = 32;
+  lm::SamplingOptions sampling;
+  int threads = 0;
+  ternary::Packing packing = ternary::Packing::bits2;
+  nn::Form form = nn::Form::automatic;
+  bool reference = false;
+  std::string dump_logits;
+};
+
+constexpr const char* kUsage =
+    "usage: linattn-generate --model DIR (--prompt TEXT | --ids 1,2,3)... [--max-new-tokens N]\n"
+    "         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--packing 2|1.6]\n"
+    "         [--form auto|chunk|recurrent] [--reference] [--dump-logits FILE.safetensors]\n"
+    "  --model DIR          Hugging Face checkpoint: config.json + model.safetensors (or shards)\n"
+    "  --prompt TEXT        text prompt (needs DIR/tokenizer.model); repeat for a batch\n"
+    "  --ids LIST           prompt token ids; generated ids are printed as one line per prompt\n"
+    "  --max-new-tokens N   tokens to generate per prompt (default 32); stops early at eos\n"
+    "  --temperature T      0 = greedy (default); top-k (0 = off), top-p (1 = off), seed\n"
+    "  --threads N          threads (default: all)\n"
+    "  --packing 2|1.6      MatMul-free LM ternary weights: 2-bit (default) or base-3 1.6-bit\n"
+    "  --form F             prefill form: auto (recurrent up to 64 tokens, else chunk), chunk, recurrent\n"
+    "  --reference          MatMul-free LM: dense float weights instead of the integer kernels\n"
+    "  --dump-logits FILE   write the first prompt's logits [T, vocab] (float32, 'logits') and exit\n";
+
+[[noreturn]] void usage_error(const std::string& what) {
+  std::cerr << "linattn-generate: " << what << "\n" << kUsage;
+  std::exit(2);
+}
+
+template <class T>
+T number(const std::string& flag, const std::string& text) {
+  std::istringstream in(text);
+  T v{};
+  in >> v;
+  if (!in || !in.eof()) usage_error(flag + " expects a number, got \"" + text + "\"");
+  return v;
+}
+
+std::vector<std::int64_t> parse_ids(const std::string& text) {
+  std::vector<std::int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(number<std::int64_t>("--ids", item));
+  if (out.empty()) usage_error("--ids needs at least one id");
+  return out;
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    if (flag == "--reference") {
+      a.reference = true;
+      continue;
+    }
+    if (i + 1 >= argc) usage_error(flag + " needs a value (or is unknown)");
+    const std::string v = argv[++i];
+    if (flag == "--model") a.model = v;
+    else if (flag == "--prompt") a.prompts.push_back(v);
+    else if (flag == "--ids") a.ids.push_back(parse_ids(v));
+    else if (flag == "--max-new-tokens") a.max_new_tokens = number<index_t>(flag, v);
+    else if (flag == "--temperature") a.sampling.temperature = number<float>(flag, v);
+    else if (flag == "--top-k") a.sampling.top_k = number<int>(flag, v);
+    else if (flag == "--top-p") a.sampling.top_p = number<float>(flag, v);
+    else if (flag == "--seed") a.sampling.seed = number<std::uint64_t>(flag, v);
+    else if (flag == "--threads") a.threads = number<int>(flag, v);
+    else if (flag == "--packing") {
+      if (v == "2") a.packing = ternary::Packing::bits2;
+      else if (v == "1.6") a.packing = ternary::Packing::base3;
+      else usage_error("--packing must be 2 or 1.6, got \"" + v + "\"");
+    } else if (flag == "--form") {
+      if (v == "auto") a.form = nn::Form::automatic;
+      else if (v == "chunk") a.form = nn::Form::chunk;
+      else if (v == "recurrent") a.form = nn::Form::recurrent;
+      else usage_error("--form must be auto, chunk or recurrent, got \"" + v + "\"");
+    } else if (flag == "--dump-logits") a.dump_logits = v;
+    else usage_error("unknown option " + flag);
+  }
+  if (a.model.empty()) usage_error("--model is required");
+  if (a.prompts.empty() == a.ids.empty()) usage_error("give --prompt or --ids (not both)");
+  if (a.max_new_tokens < 0) usage_error("--max-new-tokens must be >= 0");
+  if (a.threads < 0) usage_error("--threads must be >= 0");
+  return a;
+}
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+std::string join(const std::vector<std::int64_t>& ids) {
+  std::string s;
+  for (std::size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+int run(const Args& args) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  io::Checkpoint ckpt(args.model);
+  examples::LoadOptions load;
+  load.threads = Threads{args.threads};
+  load.packing = args.packing;
+  load.dense_reference = args.reference;
+  examples::AnyModel model = examples::load_model(ckpt, load);
+  const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const auto type = ckpt.require<std::string>("model_type");
+  std::cerr << "linattn-generate: " << type << " model from " << args.model << " loaded in " << load_s << " s\n";
+
+  std::vector<std::vector<std::int64_t>> prompts = args.ids;
+#if LINATTN_HAVE_SENTENCEPIECE
+  std::optional<examples::Tokenizer> tokenizer = examples::Tokenizer::open_if_present(args.model);
+  if (!args.prompts.empty()) {
+    if (!tokenizer) throw std::runtime_error(args.model + " has no tokenizer.model: give --ids instead of --prompt");
+    for (const auto& p : args.prompts) prompts.push_back(tokenizer->encode(p, /*add_bos=*/true));
+  }
+#else
+  if (!args.prompts.empty())
+    throw std::runtime_error("this build has no SentencePiece support: give --ids instead of --prompt");
+#endif
+
+  nn::RunOptions run;
+  run.form = args.form;
+  run.threads = Threads{args.threads};
+  run.arithmetic = args.reference ? nn::Arithmetic::reference : nn::Arithmetic::integer;
+
+  if (!args.dump_logits.empty()) {
+    std::visit([&](const auto& m) {
+      const auto& ids = prompts.front();
+      const index_t T = static_cast<index_t>(ids.size());
+      Array<float, 2> logits(Shape<2>{T, m.vocab_size()});
+      auto cache = m.new_cache();
+      m.forward(std::span<const std::int64_t>(ids), cache, logits.view(), run);
+      io::SafeTensorsWriter w;
+      w.add("logits", logits.cview());
+      w.write(args.dump_logits);
+    }, model);
+    std::cerr << "linattn-generate: wrote logits [" << prompts.front().size() << ", vocab] to " << args.dump_logits << "\n";
+    return 0;
+  }
+
+  lm::GenerationOptions gen;
+  gen.max_new_tokens = args.max_new_tokens;
+  gen.sampling = args.sampling;
+  gen.run = run;
+  if (ckpt.has("eos_token_id")) {
+    const auto& eos = ckpt.config()["eos_token_id"];
+    if (eos.is_array())
+      for (const auto& e : eos) gen.stop_ids.push_back(e.get<std::int64_t>());
+    else
+      gen.stop_ids.push_back(ckpt.require<std::int64_t>("eos_token_id"));
+  }
+
+  const bool stream = prompts.size() == 1;
+  bool first = true;
+#if LINATTN_HAVE_SENTENCEPIECE
+  std::optional<examples::Tokenizer::Stream> text;
+  if (stream && tokenizer && args.ids.empty()) {
+    text.emplace(tokenizer->stream());
+    std::cout << args.prompts.front() << std::flush;
+  }
+#endif
+  const lm::GenerationResult result = std::visit(
+      [&](const auto& m) {
+        return lm::generate(m, prompts, gen, [&](std::size_t, std::int64_t id) {
+          if (!stream) return;
+#if LINATTN_HAVE_SENTENCEPIECE
+          if (text) {
+            std::cout << text->push(id) << std::flush;
+            return;
+          }
+#endif
+          std::cout << (first ? "" : ",") << id << std::flush;
+          first = false;
+        });
+      },
+      model);
+  if (stream) {
+    std::cout << "\n";
+  } else {
+    for (std::size_t p = 0; p < prompts.size(); ++p) {
+#if LINATTN_HAVE_SENTENCEPIECE
+      if (tokenizer && args.ids.empty()) {
+        std::cout << args.prompts[p] << tokenizer->decode(result.tokens[p]) << "\n";
+        continue;
+      }
+#endif
+      std::cout << join(result.tokens[p]) << "\n";
+    }
+  }
+  const auto& s = result.stats;
+  std::fprintf(stderr,
+               "linattn-generate: prefill %lld tokens in %.3f s (%.1f tokens/s), decode %lld tokens in %.3f s "
+               "(%.1f tokens/s), peak RSS %.1f MiB\n",
+               static_cast<long long>(s.prompt_tokens), s.prefill_seconds, s.prefill_tokens_per_second(),
+               static_cast<long long>(s.decode_tokens), s.decode_seconds, s.decode_tokens_per_second(), peak_rss_mib());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args args = parse(argc, argv);
+  try {
+    return run(args);
+  } catch (const std::exception& e) {
+    std::cerr << "linattn-generate: error: " << e.what() << "\n";
+    return 1;
+  }
+}
