@@ -1,0 +1,188 @@
+// Whole-model benchmarks (issue: full models): prefill and decode tokens/s of the GLA, GSA and
+// MatMul-free LM checkpoints found under $LINATTN_BENCH_MODELS (bench/models.sh makes them with
+// linattn-make-checkpoint), next to the two bounds they are judged against, measured in the same
+// run with the same thread count:
+//   BM_StreamRead        read bandwidth of a 1 GiB buffer (the decode bound: weight bytes/token)
+//   BM_ProjectionGemm    the model's own projection GEMM shape through nn::Linear (the prefill
+//                        bound: 2·parameters FLOPs per token)
+//   BM_Prefill/<model>   one forward over a prompt (logits of the last position only)
+//   BM_Decode/<model>    one decode step after a 16-token prompt
+// <model> is the checkpoint folder name; MatMul-free models run twice: integer kernels and
+// ":dense" (the float reference path with dequantised fp32 weights).
+// Counters: tokens/s; weight_MB (bytes a decode step reads: block weights + lm_head);
+// GFLOP_per_token (2 · block and lm_head parameters). bench/summarize_models.py turns them into ratios.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "models/any_model.hpp"
+
+namespace {
+
+using namespace linattn;
+using namespace linattn_bench;
+
+constexpr int kThreads = 2;  // the issue's setting
+
+struct Loaded {
+  std::unique_ptr<io::Checkpoint> ckpt;
+  examples::AnyModel model;
+};
+
+Loaded& model_for(const std::filesystem::path& dir, bool dense) {
+  static std::map<std::string, Loaded> cache;
+  const std::string key = dir.string() + (dense ? ":dense" : "");
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    cache.clear();  // one model resident at a time
+    Loaded l;
+    l.ckpt = std::make_unique<io::Checkpoint>(dir);
+    examples::LoadOptions opt;
+    opt.threads = Threads{kThreads};
+    opt.dense_reference = dense;
+    l.model = examples::load_model(*l.ckpt, opt);
+    it = cache.emplace(key, std::move(l)).first;
+  }
+  return it->second;
+}
+
+// Bytes one decode step reads and FLOPs per token of the matrix work.
+template <class Model>
+void model_counters(benchmark::State& state, const Model& m, bool dense) {
+  double bytes = m.head().weight_bytes() * (dense ? 16.0 : 1.0), params = static_cast<double>(m.vocab_size() * m.hidden_size());
+  for (const auto& b : m.blocks()) {
+    const double mix = static_cast<double>(b.attn.weight_bytes()), mlp = static_cast<double>(b.mlp.weight_bytes());
+    bytes += (mix + mlp) * (dense ? 16.0 : 1.0);
+  }
+  // Parameters: dense layers store 4 bytes each; packed ternary ones ~1/4 byte each.
+  if constexpr (std::is_same_v<Model, examples::HGRNBitModel>) {
+    params = 0;
+    for (const auto& b : m.blocks())
+      params += 4.0 * static_cast<double>(b.attn.weight_bytes() + b.mlp.weight_bytes());
+    params += 4.0 * static_cast<double>(m.head().weight_bytes());
+  } else {
+    params = bytes / 4.0;
+  }
+  state.counters["weight_MB"] = bytes / 1e6;
+  state.counters["GFLOP_per_token"] = 2.0 * params / 1e9;
+}
+
+void BM_Prefill(benchmark::State& state, std::filesystem::path dir, bool dense, index_t prompt) {
+  Loaded& l = model_for(dir, dense);
+  nn::RunOptions run;
+  run.threads = Threads{kThreads};
+  run.arithmetic = dense ? nn::Arithmetic::reference : nn::Arithmetic::integer;
+  std::visit(
+      [&](const auto& m) {
+        std::vector<std::int64_t> ids(static_cast<std::size_t>(prompt));
+        for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>((i * 7919 + 13) % m.vocab_size());
+        Array<float, 2> logits(Shape<2>{1, m.vocab_size()});
+        for (auto _ : state) {
+          auto cache = m.new_cache();
+          m.forward(std::span<const std::int64_t>(ids), cache, logits.view(), run);
+          benchmark::DoNotOptimize(logits.data());
+        }
+        model_counters(state, m, dense);
+      },
+      l.model);
+  state.counters["tokens/s"] = per_iteration_rate(static_cast<double>(prompt));
+}
+
+void BM_Decode(benchmark::State& state, std::filesystem::path dir, bool dense) {
+  Loaded& l = model_for(dir, dense);
+  nn::RunOptions run;
+  run.threads = Threads{kThreads};
+  run.arithmetic = dense ? nn::Arithmetic::reference : nn::Arithmetic::integer;
+  std::visit(
+      [&](const auto& m) {
+        std::vector<std::int64_t> prompt(16, 1);
+        auto cache = m.new_cache();
+        Array<float, 2> logits(Shape<2>{1, m.vocab_size()});
+        m.forward(std::span<const std::int64_t>(prompt), cache, logits.view(), run);
+        std::int64_t id = 5;
+        auto* c = &cache;
+        for (auto _ : state) {
+          m.step(std::span<const std::int64_t>(&id, 1), std::span<decltype(c) const>(&c, 1), logits.view(), run);
+          id = (id * 31 + 7) % m.vocab_size();
+        }
+        model_counters(state, m, dense);
+      },
+      l.model);
+  state.counters["tokens/s"] = per_iteration_rate(1.0);
+}
+
+// Sum of a 1 GiB buffer on kThreads threads: the bandwidth a weight stream can have.
+void BM_StreamRead(benchmark::State& state) {
+  const std::size_t n = (std::size_t(1) << 30) / sizeof(float);
+  std::vector<float> buf(n, 1.0f);
+  for (auto _ : state) {
+    float total = 0;
+#pragma omp parallel for num_threads(kThreads) reduction(+ : total) schedule(static)
+    for (std::size_t i = 0; i < n; ++i) total += buf[i];
+    benchmark::DoNotOptimize(total);
+  }
+  state.counters["GB/s"] = giga_rate(static_cast<double>(n * sizeof(float)));
+}
+BENCHMARK(BM_StreamRead)->Apply(defaults)->Unit(benchmark::kMillisecond)->Iterations(20);
+
+// [T, 1024] · [2816, 1024]ᵀ through nn::Linear on kThreads threads: the MLP projection of the
+// 340M-class models, the attainable GEMM rate for their prefill.
+void BM_ProjectionGemm(benchmark::State& state) {
+  const index_t T = state.range(0), in = 1024, out = 2816;
+  Array<float, 2> w(Shape<2>{out, in}), x(Shape<2>{T, in}), y(Shape<2>{T, out});
+  std::mt19937_64 rng(kSeed);
+  fill_normal(std::span<float>(w.vector()), rng);
+  fill_normal(std::span<float>(x.vector()), rng);
+  const nn::Linear lin = nn::Linear::from_array(w);
+  for (auto _ : state) {
+    lin.forward(x.cview(), y.view(), Threads{kThreads});
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOPS"] = giga_rate(2.0 * static_cast<double>(T * in * out));
+}
+BENCHMARK(BM_ProjectionGemm)->ArgName("T")->Arg(2048)->Apply(defaults)->Unit(benchmark::kMillisecond);
+
+void register_models() {
+  const char* root = std::getenv("LINATTN_BENCH_MODELS");
+  if (!root) return;
+  std::vector<std::filesystem::path> dirs;
+  for (const auto& e : std::filesystem::directory_iterator(root))
+    if (std::filesystem::exists(e.path() / "config.json")) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& dir : dirs) {
+    const auto type = io::Checkpoint(dir).require<std::string>("model_type");
+    const std::string name = dir.filename().string();
+    const bool ternary = type == "hgrn_bit";
+    const index_t prompt = ternary ? 512 : 2048;
+    for (bool dense : ternary ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
+      const std::string label = name + (dense ? ":dense" : "");
+      benchmark::RegisterBenchmark(("BM_Prefill/" + label + "/prompt:" + std::to_string(prompt)).c_str(), BM_Prefill, dir,
+                                   dense, prompt)
+          ->Apply(defaults)
+          ->Unit(benchmark::kMillisecond)
+          ->Iterations(1);
+      benchmark::RegisterBenchmark(("BM_Decode/" + label).c_str(), BM_Decode, dir, dense)
+          ->Apply(defaults)
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(2.0);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_models();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
