@@ -5,7 +5,8 @@
 // the remaining tokens (by decreasing probability, renormalised over what top-k kept) whose total
 // probability is >= top_p, and one token is drawn from what is left. Ties are broken by the
 // lower token id everywhere (argmax, the top-k boundary, the nucleus boundary), so results do not
-// depend on the standard library's sort.
+// depend on the standard library's sort. (HF's top-k keeps every token tied with the k-th logit;
+// here exactly k are kept. The two differ only on exact ties at the boundary.)
 //
 // The random numbers come from our own xoshiro256** (seeded through splitmix64), not from
 // <random>'s distributions, whose output is implementation-defined: the same seed gives the same
