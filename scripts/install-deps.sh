@@ -12,6 +12,10 @@ packages=(
   libbenchmark-dev
   nlohmann-json3-dev
   libsentencepiece-dev
+  # examples/hw: Verilator simulation, Yosys and nextpnr-ice40 synthesis gates (~450 MB)
+  verilator
+  yosys
+  nextpnr-ice40
 )
 
 missing=()
