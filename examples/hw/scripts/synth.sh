@@ -9,16 +9,17 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rtl=$here/rtl
 work=${WORK:-$(mktemp -d)}
+mkdir -p "$work"
 lanes_list=${LANES_LIST:-"16 64"}
 seed=${SEED:-1}
 
 for m in $lanes_list; do
   yosys -q -l "$work/gen$m.log" -p "read_verilog -sv $rtl/tmv_unit.sv; chparam -set LANES $m tmv_unit; \
-    synth -top tmv_unit; tee -q -o $work/gen$m.json stat -json" >/dev/null
+    synth -top tmv_unit; tee -q -o $work/gen$m.json stat -json" >/dev/null 2>&1
   yosys -q -l "$work/xc7$m.log" -p "read_verilog -sv $rtl/tmv_unit.sv; chparam -set LANES $m tmv_unit; \
-    synth_xilinx -top tmv_unit -family xc7 -noiopad; tee -q -o $work/xc7$m.json stat -json" >/dev/null
+    synth_xilinx -top tmv_unit -family xc7 -noiopad; tee -q -o $work/xc7$m.json stat -json" >/dev/null 2>&1
   yosys -q -l "$work/ice$m.log" -p "read_verilog -sv $rtl/tmv_unit.sv $rtl/tmv_wrap.sv; \
-    chparam -set LANES $m tmv_wrap; synth_ice40 -top tmv_wrap -json $work/ice$m.json" >/dev/null
+    chparam -set LANES $m tmv_wrap; synth_ice40 -top tmv_wrap -json $work/ice$m.json" >/dev/null 2>&1
   nextpnr-ice40 --hx8k --package ct256 --json "$work/ice$m.json" --pcf-allow-unconstrained --freq 12 \
     --seed "$seed" --timing-allow-fail --report "$work/pnr$m.json" -q -l "$work/pnr$m.log" >/dev/null 2>&1
 done
