@@ -144,6 +144,9 @@ int run(const Args& args) {
   load.threads = Threads{args.threads};
   load.packing = args.packing;
   load.dense_reference = args.reference;
+  load.progress = [](index_t done, index_t total) {
+    std::cerr << "\rlinattn-generate: loading layer " << done << "/" << total << (done == total ? "\n" : "") << std::flush;
+  };
   examples::AnyModel model = examples::load_model(ckpt, load);
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto type = ckpt.require<std::string>("model_type");

@@ -2,6 +2,7 @@
 // config validation, norms, dense projections and the gated MLP in both key layouts.
 #pragma once
 
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@ struct LoadOptions {
   Threads threads;                                    // every projection and recurrence
   ternary::Packing packing = ternary::Packing::bits2; // MatMul-free LM BitLinear weights
   bool dense_reference = false;  // MatMul-free LM: also keep float γ·W_q for the reference path (16× the memory)
+  std::function<void(index_t, index_t)> progress;  // (layers loaded, layers in all), after each layer
 };
 
 // Reads config fields and fails naming the field for values the model cannot honour.

@@ -7,7 +7,7 @@ namespace linattn::examples {
 
 using GSAModel = lm::CausalLM<nn::GSAAttention, nn::GatedMLP, lm::DenseHead>;
 
-inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& = {}) {
+inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& options = {}) {
   const ConfigReader cfg{ckpt};
   cfg.expect_model_type("gsa");
   cfg.expect_null("attn", "hybrid softmax-attention layers are out of scope");
@@ -74,6 +74,7 @@ inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& = {}) {
     blocks.push_back({load_norm(ckpt, pick(ckpt, {p + "attn_norm.weight", at + "norm.weight"}), D),
                       load_norm(ckpt, pick(ckpt, {p + "mlp_norm.weight", p + "mlp.norm.weight"}), D),
                       nn::GSAAttention(a, std::move(w)), load_gated_mlp(ckpt, p + "mlp.", D, I)});
+    if (options.progress) options.progress(l + 1, L);
   }
   std::vector<float> norm = load_norm(ckpt, "model.norm.weight", D);
   lm::DenseHead head{nn::Linear(head_weight(ckpt, embeddings, ckpt.get<bool>("tie_word_embeddings", false)))};

@@ -43,6 +43,10 @@ inline HGRNBitModel load_hgrn_bit(const io::Checkpoint& ckpt, const LoadOptions&
   const index_t I = cfg.intermediate_size(D);
   const float eps = ckpt.get<float>("rms_norm_eps", 1e-6f);
   const bool use_lb = ckpt.get<bool>("use_lower_bound", true);
+  if (use_lb && E != D)
+    ckpt.fail("config.json expand_ratio = " + std::to_string(ckpt.get<double>("expand_ratio", 1.0)) +
+              " with use_lower_bound: the lower bounds are [layers, hidden_size] and gate E = " + std::to_string(E) +
+              " features (upstream cannot run this either)");
 
   nn::BitLinearOptions bl;
   bl.packing = options.packing;
@@ -67,6 +71,7 @@ inline HGRNBitModel load_hgrn_bit(const io::Checkpoint& ckpt, const LoadOptions&
     nn::GLU mlp(bitlinear(p + "mlp.gate_proj", 2 * I, D), bitlinear(p + "mlp.down_proj", D, I));
     blocks.push_back({load_norm(ckpt, p + "attn_norm.weight", D), load_norm(ckpt, p + "mlp_norm.weight", D),
                       std::move(mixer), std::move(mlp)});
+    if (options.progress) options.progress(l + 1, L);
   }
   std::vector<float> norm = load_norm(ckpt, "model.norm.weight", D);
   const bool tied = ckpt.get<bool>("tie_word_embeddings", false) && !ckpt.contains("lm_head.weight");

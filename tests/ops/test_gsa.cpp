@@ -128,6 +128,30 @@ TEST_CASE("GSA grouped queries: query head h reads kv head h / G", "[gsa][gqa]")
   }
 }
 
+TEST_CASE("GSA grouped queries with the state updated in place", "[gsa][gqa]") {
+  // Every query head of a group replays the kv head's state from the initial state; with the
+  // initial and final state one object (in-place prefill) the first head must not overwrite it
+  // before the others have read it.
+  const auto p = make_problem<double>(1, 70, 4, 2, 16, 24, 8, 0.0, 6);
+  linattn::gsa::Options opt;
+  opt.scale = 1.0;
+  opt.chunk_size = 16;
+  for (int form : {0, 1, 2}) {
+    const auto separate = run(form, p, opt);
+    auto state = p.h0;
+    Array<double, 4> o({1, 70, 4, 24});
+    if (form == 1)
+      linattn::gsa::chunk<double>(p.q.view(), p.k.view(), p.v.view(), p.s.view(), gate_view(p), o.view(), &state, &state, opt);
+    else if (form == 2)
+      linattn::gsa::fused_chunk<double>(p.q.view(), p.k.view(), p.v.view(), p.s.view(), gate_view(p), o.view(), &state, &state, opt);
+    else
+      linattn::gsa::recurrent<double>(p.q.view(), p.k.view(), p.v.view(), p.s.view(), gate_view(p), o.view(), &state, &state, opt);
+    INFO("form " << form);
+    CHECK(o == separate.o);
+    CHECK(state == separate.ht);
+  }
+}
+
 TEST_CASE("GSA without g: the softmax-over-time fallback equals its direct definition", "[gsa][fallback]") {
   const auto p = make_problem<double>(2, 40, 2, 1, 16, 24, 8, 0.0, 5, /*with_gate=*/false);
   Array<double, 4> ro;

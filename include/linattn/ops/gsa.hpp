@@ -204,6 +204,7 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
     }
 
     std::vector<Acc> hk(static_cast<std::size_t>(d.K * d.M)), hv(static_cast<std::size_t>(d.M * d.V));
+    std::vector<Acc> hk_final, hv_final;
     std::vector<Acc> scores(static_cast<std::size_t>(block * d.M));  // [block, M]: ok, then p
     linattn::detail::ChunkWorkspace<Acc> cw1, cw2;
     linattn::detail::RecurrentWorkspace<Acc> rw1, rw2;
@@ -262,11 +263,17 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
           linattn::detail::recurrent_head<GateAxis::key>(p2, hv.data(), Acc(1), rw2);
         }
       }
+      // Kept aside until every query head has replayed from the initial state, which may be
+      // the same object as the final state (in-place prefill).
       if (final_state && gq == 0) {
-        std::copy(hk.begin(), hk.end(), final_state->hk.head(n, h));
-        std::copy(hv.begin(), hv.end(), final_state->hv.head(n, h));
-        std::copy(z.begin(), z.end(), final_state->log_norm.view().ptr(n, h));
+        hk_final = hk;
+        hv_final = hv;
       }
+    }
+    if (final_state) {
+      std::copy(hk_final.begin(), hk_final.end(), final_state->hk.head(n, h));
+      std::copy(hv_final.begin(), hv_final.end(), final_state->hv.head(n, h));
+      std::copy(z.begin(), z.end(), final_state->log_norm.view().ptr(n, h));
     }
   });
 }
