@@ -10,7 +10,9 @@ function(run)
   endif()
 endfunction()
 
-run(${YOSYS} -q -p "read_verilog -sv ${RTL}/tmv_unit.sv; chparam -set LANES 16 tmv_unit; synth_xilinx -top tmv_unit -family xc7 -noiopad; tee -q -o ${WORK}/xc7_16.json stat -json")
+# Yosys scripts go through files: a ';' inside a CMake argument would split it into a list.
+file(WRITE ${WORK}/xc7_16.ys "read_verilog -sv ${RTL}/tmv_unit.sv\nchparam -set LANES 16 tmv_unit\nsynth_xilinx -top tmv_unit -family xc7 -noiopad\ntee -q -o ${WORK}/xc7_16.json stat -json\n")
+run(${YOSYS} -q -s ${WORK}/xc7_16.ys)
 file(READ ${WORK}/xc7_16.json j)
 string(JSON cells GET "${j}" design num_cells_by_type)
 string(JSON n LENGTH "${cells}")
@@ -43,7 +45,8 @@ if(ff LESS 200)
   message(FATAL_ERROR "only ${ff} flip-flops: synthesis dropped part of the design")
 endif()
 
-run(${YOSYS} -q -p "read_verilog -sv ${RTL}/tmv_unit.sv ${RTL}/tmv_wrap.sv; chparam -set LANES 64 tmv_wrap; synth_ice40 -top tmv_wrap -json ${WORK}/ice64.json")
+file(WRITE ${WORK}/ice64.ys "read_verilog -sv ${RTL}/tmv_unit.sv ${RTL}/tmv_wrap.sv\nchparam -set LANES 64 tmv_wrap\nsynth_ice40 -top tmv_wrap -json ${WORK}/ice64.json\n")
+run(${YOSYS} -q -s ${WORK}/ice64.ys)
 run(${NEXTPNR} --hx8k --package ct256 --json ${WORK}/ice64.json --pcf-allow-unconstrained --freq 12 --seed 1
     --timing-allow-fail --report ${WORK}/pnr64.json -q -l ${WORK}/pnr64.log)
 file(READ ${WORK}/pnr64.json r)
