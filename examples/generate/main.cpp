@@ -196,12 +196,22 @@ int run(const Args& args) {
       gen.stop_ids.push_back(ckpt.require<std::int64_t>("eos_token_id"));
   }
 
+#if LINATTN_HAVE_SENTENCEPIECE
+  if (tokenizer) {
+    const index_t model_vocab = std::visit([](const auto& m) { return m.vocab_size(); }, model);
+    if (tokenizer->vocab_size() < model_vocab) {
+      gen.sample_vocab = tokenizer->vocab_size();
+      std::cerr << "linattn-generate: sampling among the tokenizer's " << tokenizer->vocab_size() << " of the model's "
+                << model_vocab << " ids\n";
+    }
+  }
+#endif
   const bool stream = prompts.size() == 1;
   bool first = true;
 #if LINATTN_HAVE_SENTENCEPIECE
   std::optional<examples::Tokenizer::Stream> text;
   if (stream && tokenizer && args.ids.empty()) {
-    text.emplace(tokenizer->stream());
+    text.emplace(*tokenizer, std::span<const std::int64_t>(prompts.front()));
     std::cout << args.prompts.front() << std::flush;
   }
 #endif
@@ -221,12 +231,17 @@ int run(const Args& args) {
       },
       model);
   if (stream) {
+#if LINATTN_HAVE_SENTENCEPIECE
+    if (text) std::cout << text->finish();
+#endif
     std::cout << "\n";
   } else {
     for (std::size_t p = 0; p < prompts.size(); ++p) {
 #if LINATTN_HAVE_SENTENCEPIECE
       if (tokenizer && args.ids.empty()) {
-        std::cout << args.prompts[p] << tokenizer->decode(result.tokens[p]) << "\n";
+        std::vector<std::int64_t> all = prompts[p];
+        all.insert(all.end(), result.tokens[p].begin(), result.tokens[p].end());
+        std::cout << tokenizer->decode(all) << "\n";
         continue;
       }
 #endif

@@ -64,7 +64,9 @@ inline std::string fmt(double v) {
 inline std::vector<GoldenResult> check_golden_model(const std::filesystem::path& dir, Threads threads = {}) {
   const io::Checkpoint ckpt(dir);
   const io::SafeTensorsFile golden(dir / "golden.safetensors");
-  const AnyModel any = load_model(ckpt, LoadOptions{threads, ternary::Packing::bits2, false});
+  LoadOptions load;
+  load.threads = threads;
+  const AnyModel any = load_model(ckpt, load);
   const bool ternary_model = std::holds_alternative<HGRNBitModel>(any);
   std::vector<GoldenResult> out;
 

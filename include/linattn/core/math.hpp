@@ -1,6 +1,7 @@
 // Scalar traits and element-wise math shared by every kernel.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
@@ -76,6 +77,28 @@ inline void exp_inplace(F* x, index_t n) {
     y = xi < lo ? F(0) : y;
     y = xi > hi ? std::numeric_limits<F>::infinity() : y;
     x[i] = (xi != xi) ? xi : y;
+  }
+}
+
+// σ(x) and silu(x) = x·σ(x) over an array, in place, through exp_inplace (vectorised): the
+// gates of MLGRU and the swish of every MLP and output gate take one exp per element per token,
+// and scalar expf was the largest cost after the matrix products in a MatMul-free decode step.
+template <class F>
+inline void sigmoid_inplace(F* x, index_t n) {
+  for (index_t i = 0; i < n; ++i) x[i] = -x[i];
+  exp_inplace(x, n);
+  for (index_t i = 0; i < n; ++i) x[i] = F(1) / (F(1) + x[i]);
+}
+
+template <class F>
+inline void silu_inplace(F* x, index_t n) {
+  constexpr index_t kBlock = 256;  // e^{-x} of one block on the stack
+  F e[kBlock];
+  for (index_t i0 = 0; i0 < n; i0 += kBlock) {
+    const index_t m = std::min(kBlock, n - i0);
+    for (index_t j = 0; j < m; ++j) e[j] = -x[i0 + j];
+    exp_inplace(e, m);
+    for (index_t j = 0; j < m; ++j) x[i0 + j] = x[i0 + j] / (F(1) + e[j]);
   }
 }
 

@@ -23,6 +23,9 @@ struct GenerationOptions {
   index_t max_new_tokens = 32;        // budget per sequence, including the token after the prompt
   SamplingOptions sampling;           // default: greedy
   std::vector<std::int64_t> stop_ids; // e.g. eos; generated, then the sequence stops
+  // > 0: sample among ids [0, sample_vocab) only. Checkpoints often pad the embedding rows past
+  // the tokenizer's vocabulary; ids there have no text.
+  index_t sample_vocab = 0;
   nn::RunOptions run;
 };
 
@@ -53,6 +56,9 @@ GenerationResult generate(const Model& model, const std::vector<std::vector<std:
     linattn::detail::require(!prompts[p].empty(), where, "prompt " + std::to_string(p) + " is empty");
   const std::size_t B = prompts.size();
   const index_t vocab = model.vocab_size();
+  linattn::detail::require(options.sample_vocab >= 0 && options.sample_vocab <= vocab, where,
+                           "sample_vocab must be in [0, vocab_size = " + std::to_string(vocab) + "]");
+  const auto sampled = static_cast<std::size_t>(options.sample_vocab > 0 ? options.sample_vocab : vocab);
   GenerationResult result;
   result.tokens.resize(B);
   if (options.max_new_tokens == 0) return result;
@@ -79,7 +85,7 @@ GenerationResult generate(const Model& model, const std::vector<std::vector<std:
     caches.push_back(model.new_cache());
     samplers.emplace_back(options.sampling);
     model.forward(std::span<const std::int64_t>(prompts[b]), caches.back(), last.view(), options.run);
-    const std::int64_t id = samplers.back().sample(std::span<const float>(last.data(), static_cast<std::size_t>(vocab)));
+    const std::int64_t id = samplers.back().sample(std::span<const float>(last.data(), sampled));
     result.stats.prefill_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     result.stats.prompt_tokens += static_cast<index_t>(prompts[b].size());
     emit(b, id);
@@ -107,7 +113,7 @@ GenerationResult generate(const Model& model, const std::vector<std::vector<std:
     std::vector<std::int64_t> chosen(active.size());
     for (std::size_t j = 0; j < active.size(); ++j)
       chosen[j] = samplers[active[j]].sample(
-          std::span<const float>(logits.data() + static_cast<index_t>(j) * vocab, static_cast<std::size_t>(vocab)));
+          std::span<const float>(logits.data() + static_cast<index_t>(j) * vocab, sampled));
     result.stats.decode_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     result.stats.decode_tokens += N;
     for (std::size_t j = 0; j < active.size(); ++j) emit(active[j], chosen[j]);

@@ -40,6 +40,8 @@ inline float activate(Activation a, float x) {
 
 inline void activate(Activation a, float* x, index_t n) {
   if (a == Activation::identity) return;
+  if (a == Activation::silu) return linattn::detail::silu_inplace(x, n);
+  if (a == Activation::sigmoid) return linattn::detail::sigmoid_inplace(x, n);
   for (index_t i = 0; i < n; ++i) x[i] = activate(a, x[i]);
 }
 

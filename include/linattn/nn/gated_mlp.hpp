@@ -46,7 +46,8 @@ class GatedMLP {
     up_.forward(x, u.view(), run.threads);
     float* gp = g.data();
     const float* up = u.data();
-    for (index_t j = 0; j < N * I; ++j) gp[j] = silu(gp[j]) * up[j];
+    linattn::detail::silu_inplace(gp, N * I);
+    for (index_t j = 0; j < N * I; ++j) gp[j] *= up[j];
     down_.forward(g.cview(), out, run.threads);
   }
 

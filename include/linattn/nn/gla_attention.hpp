@@ -210,9 +210,10 @@ class GLAAttention {
     const TensorView<float, 2> heads(o.data(), {R * H, V});
     rms_norm(heads, w_.g_norm, c_.norm_eps, heads);
     if (c_.use_output_gate) {
+      Array<float, 2> gate = b.g;
+      linattn::detail::silu_inplace(gate.data(), gate.numel());
       float* op = o.data();
-      const float* gp = b.g.data();
-      for (index_t j = 0; j < R * H * V; ++j) op[j] *= silu(gp[j]);
+      for (index_t j = 0; j < R * H * V; ++j) op[j] *= gate.data()[j];
     }
     w_.o_proj.forward(o.cview(), out, run.threads);
   }

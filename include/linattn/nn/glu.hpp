@@ -52,8 +52,11 @@ class GLU {
       gate_.forward(x, u.view());
     else
       gate_.forward_reference(x, u.view());
-    for (index_t n = 0; n < N; ++n)
-      for (index_t j = 0; j < I; ++j) z(n, j) = silu(u(n, j)) * u(n, I + j);
+    for (index_t n = 0; n < N; ++n) {
+      float* un = u.view().ptr(n);
+      linattn::detail::silu_inplace(un, I);
+      for (index_t j = 0; j < I; ++j) z(n, j) = un[j] * un[I + j];
+    }
     if (arithmetic == Arithmetic::integer)
       down_.forward(z.cview(), out);
     else

@@ -120,12 +120,14 @@ class MLGRU {
     project(i_, x2, i.view(), arithmetic);
     project(f_, x2, f.view(), arithmetic);
     project(g_, x2, g.view(), arithmetic);
+    linattn::detail::sigmoid_inplace(f.data(), f.numel());
+    linattn::detail::silu_inplace(i.data(), i.numel());
     for (index_t r = 0; r < rows; ++r)
       for (index_t e = 0; e < E; ++e) {
-        float fe = sigmoid(f(r, e));
+        float fe = f(r, e);
         if (!lower_bound_.empty()) fe = lower_bound_[e] + (1.0f - lower_bound_[e]) * fe;
         f(r, e) = fe;
-        i(r, e) = silu(i(r, e)) * (1.0f - fe);
+        i(r, e) *= 1.0f - fe;
       }
     Array<float, 3> h({B, T, E});
     hgrn::recurrent<float>(TensorView<const float, 3>(i.data(), {B, T, E}),
@@ -133,8 +135,8 @@ class MLGRU {
                            state);
     Array<float, 2> y({rows, E});
     rms_norm(g.cview(), g_norm_, eps_, y.view());
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t e = 0; e < E; ++e) y(r, e) *= silu(h.data()[r * E + e]);
+    linattn::detail::silu_inplace(h.data(), h.numel());
+    for (index_t j = 0; j < rows * E; ++j) y.data()[j] *= h.data()[j];
     project(o_, y.cview(), TensorView<float, 2>(out.data(), {rows, D}), arithmetic);
   }
 
