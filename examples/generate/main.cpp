@@ -9,6 +9,7 @@
 // batch. With --ids the generated ids go to stdout, one comma-separated line per prompt; text
 // is streamed to stdout as it is generated. Statistics and progress go to stderr.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -144,9 +145,10 @@ int run(const Args& args) {
   load.threads = Threads{args.threads};
   load.packing = args.packing;
   load.dense_reference = args.reference;
-  load.progress = [](index_t done, index_t total) {
-    std::cerr << "\rlinattn-generate: loading layer " << done << "/" << total << (done == total ? "\n" : "") << std::flush;
-  };
+  if (::isatty(STDERR_FILENO))  // a progress line that rewrites itself; logs get none
+    load.progress = [](index_t done, index_t total) {
+      std::cerr << "\rlinattn-generate: loading layer " << done << "/" << total << (done == total ? "\n" : "") << std::flush;
+    };
   examples::AnyModel model = examples::load_model(ckpt, load);
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto type = ckpt.require<std::string>("model_type");
@@ -234,7 +236,7 @@ int run(const Args& args) {
 #if LINATTN_HAVE_SENTENCEPIECE
     if (text) std::cout << text->finish();
 #endif
-    std::cout << "\n";
+    std::cout << std::endl;  // before the statistics on stderr
   } else {
     for (std::size_t p = 0; p < prompts.size(); ++p) {
 #if LINATTN_HAVE_SENTENCEPIECE
