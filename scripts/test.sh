@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command: builds linattn and runs its whole test suite twice, once as an optimised
-# Release build (with the packaging tests: find_package and add_subdirectory consumers) and
-# once under AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any failure.
+# The test command: builds linattn and runs its whole test suite as an optimised Release build
+# (with the examples' golden checks, the Verilator hw tests and the packaging tests:
+# find_package and add_subdirectory consumers), then the library's tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any failure.
 #
 #   bash scripts/test.sh
 set -euo pipefail
