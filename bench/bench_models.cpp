@@ -53,32 +53,30 @@ Loaded& model_for(const std::filesystem::path& dir, bool dense) {
   return it->second;
 }
 
-// Bytes one decode step reads and FLOPs per token of the matrix work.
+nn::RunOptions run_options(bool dense) {
+  nn::RunOptions run;
+  run.threads = Threads{kThreads};
+  run.arithmetic = dense ? nn::Arithmetic::reference : nn::Arithmetic::integer;
+  return run;
+}
+
+// Bytes one decode step reads (block weights and head) and FLOPs per token of the matrix work
+// (2 per weight). Dense layers hold 4 bytes a weight; packed 2-bit ternary ones 1/4 byte, and
+// their dense float copies (":dense", the reference path) 16× that.
 template <class Model>
 void model_counters(benchmark::State& state, const Model& m, bool dense) {
-  double bytes = m.head().weight_bytes() * (dense ? 16.0 : 1.0), params = static_cast<double>(m.vocab_size() * m.hidden_size());
-  for (const auto& b : m.blocks()) {
-    const double mix = static_cast<double>(b.attn.weight_bytes()), mlp = static_cast<double>(b.mlp.weight_bytes());
-    bytes += (mix + mlp) * (dense ? 16.0 : 1.0);
-  }
-  // Parameters: dense layers store 4 bytes each; packed ternary ones ~1/4 byte each.
-  if constexpr (std::is_same_v<Model, examples::HGRNBitModel>) {
-    params = 0;
-    for (const auto& b : m.blocks())
-      params += 4.0 * static_cast<double>(b.attn.weight_bytes() + b.mlp.weight_bytes());
-    params += 4.0 * static_cast<double>(m.head().weight_bytes());
-  } else {
-    params = bytes / 4.0;
-  }
+  double bytes = static_cast<double>(m.head().weight_bytes());
+  for (const auto& b : m.blocks()) bytes += static_cast<double>(b.attn.weight_bytes() + b.mlp.weight_bytes());
+  constexpr bool ternary = std::is_same_v<Model, examples::HGRNBitModel>;
+  const double params = ternary ? 4.0 * bytes : bytes / 4.0;
+  if (ternary && dense) bytes *= 16.0;
   state.counters["weight_MB"] = bytes / 1e6;
   state.counters["GFLOP_per_token"] = 2.0 * params / 1e9;
 }
 
 void BM_Prefill(benchmark::State& state, std::filesystem::path dir, bool dense, index_t prompt) {
   Loaded& l = model_for(dir, dense);
-  nn::RunOptions run;
-  run.threads = Threads{kThreads};
-  run.arithmetic = dense ? nn::Arithmetic::reference : nn::Arithmetic::integer;
+  const nn::RunOptions run = run_options(dense);
   std::visit(
       [&](const auto& m) {
         std::vector<std::int64_t> ids(static_cast<std::size_t>(prompt));
@@ -97,9 +95,7 @@ void BM_Prefill(benchmark::State& state, std::filesystem::path dir, bool dense, 
 
 void BM_Decode(benchmark::State& state, std::filesystem::path dir, bool dense) {
   Loaded& l = model_for(dir, dense);
-  nn::RunOptions run;
-  run.threads = Threads{kThreads};
-  run.arithmetic = dense ? nn::Arithmetic::reference : nn::Arithmetic::integer;
+  const nn::RunOptions run = run_options(dense);
   std::visit(
       [&](const auto& m) {
         std::vector<std::int64_t> prompt(16, 1);

@@ -11,30 +11,9 @@
 
 #include <unistd.h>
 
+#include "generate/id_list.hpp"
 #include "models/golden.hpp"
 
-namespace {
-
-std::string run(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) throw std::runtime_error("cannot run " + command);
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  if (::pclose(p) != 0) throw std::runtime_error("failed: " + command);
-  return out;
-}
-
-std::string ids_text(const std::int64_t* ids, linattn::index_t n) {
-  std::string s;
-  for (linattn::index_t i = 0; i < n; ++i) {
-    if (i) s += ',';
-    s += std::to_string(ids[i]);
-  }
-  return s;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace linattn;
@@ -49,10 +28,9 @@ int main(int argc, char** argv) {
     const auto prompt = golden.read_array<std::int64_t, 2>("prompt_ids");
     const auto gen = golden.read_array<std::int64_t, 2>("generated_ids");
     for (index_t p = 0; p < prompt.size(0); ++p) {
-      const std::string want = ids_text(gen.cview().ptr(p), gen.size(1));
-      std::string got = run("'" + exe + "' --model '" + dir + "' --ids " + ids_text(prompt.cview().ptr(p), prompt.size(1)) +
+      const std::string want = examples::format_ids({gen.cview().ptr(p), static_cast<std::size_t>(gen.size(1))});
+      const std::string got = examples::capture_stdout("'" + exe + "' --model '" + dir + "' --ids " + examples::format_ids({prompt.cview().ptr(p), static_cast<std::size_t>(prompt.size(1))}) +
                             " --max-new-tokens " + std::to_string(gen.size(1)) + " 2>/dev/null");
-      while (!got.empty() && (got.back() == '\n' || got.back() == '\r')) got.pop_back();
       const bool same = got == want;
       std::printf("%s generated_ids[%lld] %s%s\n", dir.c_str(), static_cast<long long>(p), same ? "PASS" : "FAIL",
                   same ? "" : (" got " + got + " want " + want).c_str());
@@ -63,7 +41,7 @@ int main(int argc, char** argv) {
     const bool ternary = io::Checkpoint(dir).require<std::string>("model_type") == "hgrn_bit";
     const auto tmp = std::filesystem::temp_directory_path() / ("linattn-logits-" + std::to_string(::getpid()) + ".safetensors");
     for (index_t b = 0; b < ids.size(0); ++b) {
-      run("'" + exe + "' --model '" + dir + "' --ids " + ids_text(ids.cview().ptr(b), ids.size(1)) + " --dump-logits '" +
+      examples::capture_stdout("'" + exe + "' --model '" + dir + "' --ids " + examples::format_ids({ids.cview().ptr(b), static_cast<std::size_t>(ids.size(1))}) + " --dump-logits '" +
           tmp.string() + "' 2>/dev/null");
       const auto got = io::SafeTensorsFile(tmp).read_array<float, 2>("logits", {ids.size(1), want.size(2)});
       std::filesystem::remove(tmp);

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "generate/id_list.hpp"
 #include "models/any_model.hpp"
 #if LINATTN_HAVE_SENTENCEPIECE
 #include "common/tokenizer.hpp"
@@ -72,12 +73,11 @@ T number(const std::string& flag, const std::string& text) {
 }
 
 std::vector<std::int64_t> parse_ids(const std::string& text) {
-  std::vector<std::int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(number<std::int64_t>("--ids", item));
-  if (out.empty()) usage_error("--ids needs at least one id");
-  return out;
+  try {
+    return examples::parse_ids(text);
+  } catch (const std::invalid_argument& e) {
+    usage_error(std::string("--ids: ") + e.what());
+  }
 }
 
 Args parse(int argc, char** argv) {
@@ -128,14 +128,6 @@ double peak_rss_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-std::string join(const std::vector<std::int64_t>& ids) {
-  std::string s;
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(ids[i]);
-  }
-  return s;
-}
 
 int run(const Args& args) {
   using Clock = std::chrono::steady_clock;
@@ -247,7 +239,7 @@ int run(const Args& args) {
         continue;
       }
 #endif
-      std::cout << join(result.tokens[p]) << "\n";
+      std::cout << examples::format_ids(result.tokens[p]) << "\n";
     }
   }
   const auto& s = result.stats;

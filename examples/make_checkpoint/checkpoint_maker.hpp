@@ -47,6 +47,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "linattn/core/random.hpp"
+#include "linattn/nn/activation.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/io/safetensors.hpp"
 
@@ -206,10 +208,13 @@ namespace detail {
 inline index_t py_int(double x) { return static_cast<index_t>(std::trunc(x)); }
 
 inline bool is_gate_act(const std::string& s) {
-  // ACT2FN names fla's GLA accepts as feature_map that have no parameters.
-  for (const char* a : {"relu", "swish", "silu", "sigmoid", "tanh", "gelu", "elu", "identity"})
-    if (s == a) return true;
-  return false;
+  // The parameter-free ACT2FN names GLA takes as feature_map: exactly what the loader accepts.
+  try {
+    nn::activation_from_name(s);
+    return true;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
 }
 
 inline std::string num(double v) {
@@ -391,172 +396,105 @@ inline std::string dtype_config_name(io::DType d) {
   return d == io::DType::BF16 ? "bfloat16" : d == io::DType::F16 ? "float16" : "float32";
 }
 
-// config.json: the fields of the golden configs (fla / mmfreelm as saved by transformers), in the
-// same alphabetical order; transformers_version is left out (no transformers wrote this file).
-inline nlohmann::ordered_json config_json(const CheckpointSpec& s) {
+// config.json: the fields of the golden configs (fla / mmfreelm as saved by transformers, which
+// sorts the keys; nlohmann::json keeps them sorted too); transformers_version is left out (no
+// transformers wrote this file).
+inline nlohmann::json config_json(const CheckpointSpec& s) {
   const Dims d = dims(s);
-  using J = nlohmann::ordered_json;
+  using J = nlohmann::json;
   // Integral values are written as JSON integers, as Python writes `1` for expand_v = 1.
   auto number = [](double v) -> J {
     if (v == std::floor(v) && std::abs(v) < 1e15) return J(static_cast<std::int64_t>(v));
     return J(v);
   };
   auto opt_int = [](const std::optional<index_t>& v) -> J { return v ? J(*v) : J(nullptr); };
-  J c = J::object();
-  switch (s.family) {
-    case Family::gla:
-      c["architectures"] = {"GLAForCausalLM"};
-      c["attn"] = nullptr;
-      c["attn_mode"] = "chunk";
-      c["attnres_block_size"] = nullptr;
-      c["bos_token_id"] = s.bos_token_id;
-      c["clamp_min"] = s.clamp_min ? J(*s.clamp_min) : J(nullptr);
-      c["conv_size"] = s.conv_size;
-      c["dtype"] = dtype_config_name(s.dtype);
-      c["elementwise_affine"] = s.elementwise_affine;
-      c["eos_token_id"] = s.eos_token_id;
-      c["expand_k"] = number(s.expand_k);
-      c["expand_v"] = number(s.expand_v);
-      c["feature_map"] = s.feature_map ? J(*s.feature_map) : J(nullptr);
-      c["fuse_cross_entropy"] = true;
-      c["fuse_linear_cross_entropy"] = false;
-      c["fuse_norm"] = s.fuse_norm;
-      c["fuse_swiglu"] = true;
-      c["hidden_act"] = "swish";
-      c["hidden_ratio"] = number(s.hidden_ratio);
-      c["hidden_size"] = d.D;
-      c["initializer_range"] = s.initializer_range;
-      c["intermediate_size"] = opt_int(s.intermediate_size);
-      c["max_position_embeddings"] = 2048;
-      c["model_type"] = "gla";
-      c["norm_eps"] = s.norm_eps;
-      c["num_heads"] = d.H;
-      c["num_hidden_layers"] = d.L;
-      c["num_kv_heads"] = opt_int(s.num_kv_heads);
-      c["pad_token_id"] = nullptr;
-      c["tie_word_embeddings"] = s.tie_word_embeddings;
-      c["use_cache"] = true;
-      c["use_gk"] = true;
-      c["use_gv"] = false;
-      c["use_l2warp"] = false;
-      c["use_output_gate"] = s.use_output_gate;
-      c["use_short_conv"] = s.use_short_conv;
-      c["vocab_size"] = s.vocab_size;
-      break;
-    case Family::gsa:
-      c["architectures"] = {"GSAForCausalLM"};
-      c["attn"] = nullptr;
-      c["attnres_block_size"] = nullptr;
-      c["bos_token_id"] = s.bos_token_id;
-      c["clamp_max"] = nullptr;
-      c["clamp_min"] = nullptr;
-      c["conv_size"] = s.conv_size;
-      c["dtype"] = dtype_config_name(s.dtype);
-      c["elementwise_affine"] = s.elementwise_affine;
-      c["eos_token_id"] = s.eos_token_id;
-      c["expand_k"] = number(s.expand_k);
-      c["expand_v"] = number(s.expand_v);
-      c["feature_map"] = s.feature_map.value_or("swish");
-      c["fuse_cross_entropy"] = true;
-      c["fuse_linear_cross_entropy"] = false;
-      c["fuse_norm"] = true;
-      c["fuse_swiglu"] = true;
-      c["gate_logit_normalizer"] = 8;
-      c["hidden_act"] = "swish";
-      c["hidden_ratio"] = number(s.hidden_ratio);
-      c["hidden_size"] = d.D;
-      c["initializer_range"] = s.initializer_range;
-      c["intermediate_size"] = opt_int(s.intermediate_size);
-      c["max_position_embeddings"] = 2048;
-      c["model_type"] = "gsa";
-      c["norm_eps"] = s.norm_eps;
-      // Legacy GSA configs (fla before 2025-02-06) carry norm_first = true: the pre-norms lived
-      // inside attn / mlp (attn.norm.weight, mlp.norm.weight).
-      if (s.legacy_norm) c["norm_first"] = true;
-      c["num_heads"] = d.H;
-      c["num_hidden_layers"] = d.L;
-      c["num_kv_heads"] = opt_int(s.num_kv_heads);
-      c["num_slots"] = s.num_slots;
-      c["pad_token_id"] = nullptr;
-      c["tie_word_embeddings"] = s.tie_word_embeddings;
-      c["use_cache"] = true;
-      c["use_l2warp"] = false;
-      c["use_norm"] = true;
-      c["use_output_gate"] = false;
-      c["use_short_conv"] = s.use_short_conv;
-      c["vocab_size"] = s.vocab_size;
-      break;
-    case Family::hgrn_bit:
-      c["architectures"] = {"HGRNBitForCausalLM"};
-      c["attn_mode"] = "fused_recurrent";
-      c["bos_token_id"] = s.bos_token_id;
-      c["conv_size"] = s.conv_size;
-      c["dtype"] = dtype_config_name(s.dtype);
-      c["eos_token_id"] = s.eos_token_id;
-      c["expand_ratio"] = number(s.expand_ratio);
-      c["fuse_cross_entropy"] = true;
-      c["hidden_act"] = "swish";
-      c["hidden_ratio"] = number(s.hidden_ratio);
-      c["hidden_size"] = d.D;
-      c["initializer_range"] = s.initializer_range;
-      c["intermediate_size"] = opt_int(s.intermediate_size);
-      c["max_position_embeddings"] = 2048;
-      c["model_type"] = "hgrn_bit";
-      c["num_heads"] = d.H;
-      c["num_hidden_layers"] = d.L;
-      c["pad_token_id"] = nullptr;
-      c["rms_norm_eps"] = s.norm_eps;
-      c["share_conv_kernel"] = true;
-      c["tie_word_embeddings"] = s.tie_word_embeddings;
-      c["use_cache"] = true;
-      c["use_lower_bound"] = s.use_lower_bound;
-      c["use_short_conv"] = false;
-      c["vocab_size"] = s.vocab_size;
-      break;
+  // Every family.
+  J c = {{"bos_token_id", s.bos_token_id},
+         {"conv_size", s.conv_size},
+         {"dtype", dtype_config_name(s.dtype)},
+         {"eos_token_id", s.eos_token_id},
+         {"fuse_cross_entropy", true},
+         {"hidden_act", "swish"},
+         {"hidden_ratio", number(s.hidden_ratio)},
+         {"hidden_size", d.D},
+         {"initializer_range", s.initializer_range},
+         {"intermediate_size", opt_int(s.intermediate_size)},
+         {"max_position_embeddings", 2048},
+         {"model_type", std::string(family_name(s.family))},
+         {"num_heads", d.H},
+         {"num_hidden_layers", d.L},
+         {"pad_token_id", nullptr},
+         {"tie_word_embeddings", s.tie_word_embeddings},
+         {"use_cache", true},
+         {"vocab_size", s.vocab_size}};
+  if (s.family == Family::hgrn_bit) {
+    c.update(J{{"architectures", J::array({"HGRNBitForCausalLM"})},
+               {"attn_mode", "fused_recurrent"},
+               {"expand_ratio", number(s.expand_ratio)},
+               {"rms_norm_eps", s.norm_eps},
+               {"share_conv_kernel", true},
+               {"use_lower_bound", s.use_lower_bound},
+               {"use_short_conv", false}});
+    return c;
+  }
+  // fla's GLA and GSA.
+  c.update(J{{"attn", nullptr},
+             {"attnres_block_size", nullptr},
+             {"elementwise_affine", s.elementwise_affine},
+             {"expand_k", number(s.expand_k)},
+             {"expand_v", number(s.expand_v)},
+             {"fuse_linear_cross_entropy", false},
+             {"fuse_swiglu", true},
+             {"norm_eps", s.norm_eps},
+             {"num_kv_heads", opt_int(s.num_kv_heads)},
+             {"use_l2warp", false},
+             {"use_short_conv", s.use_short_conv}});
+  if (s.family == Family::gla) {
+    c.update(J{{"architectures", J::array({"GLAForCausalLM"})},
+               {"attn_mode", "chunk"},
+               {"clamp_min", s.clamp_min ? J(*s.clamp_min) : J(nullptr)},
+               {"feature_map", s.feature_map ? J(*s.feature_map) : J(nullptr)},
+               {"fuse_norm", s.fuse_norm},
+               {"use_gk", true},
+               {"use_gv", false},
+               {"use_output_gate", s.use_output_gate}});
+  } else {
+    c.update(J{{"architectures", J::array({"GSAForCausalLM"})},
+               {"clamp_max", nullptr},
+               {"clamp_min", nullptr},
+               {"feature_map", s.feature_map.value_or("swish")},
+               {"fuse_norm", true},
+               {"gate_logit_normalizer", 8},
+               {"num_slots", s.num_slots},
+               {"use_norm", true},
+               {"use_output_gate", false}});
+    // Legacy GSA configs (fla before 2025-02-06) carry norm_first = true: the pre-norms lived
+    // inside attn / mlp (attn.norm.weight, mlp.norm.weight).
+    if (s.legacy_norm) c["norm_first"] = true;
   }
   return c;
 }
 
 namespace detail {
 
-// xoshiro256** seeded through splitmix64 (the same generator as linattn::lm::Sampler; repeated
-// here so that this header needs nothing beyond the io headers).
+// The library's xoshiro256** with the two distributions the initialisers draw from.
 class Rng {
  public:
-  explicit Rng(std::uint64_t seed) {
-    for (auto& w : s_) w = splitmix(seed);
-  }
-  static std::uint64_t splitmix(std::uint64_t& x) {
-    std::uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  std::uint64_t next() {
-    const std::uint64_t r = rotl(s_[1] * 5, 7) * 9, t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return r;
-  }
+  explicit Rng(std::uint64_t seed) : gen_(seed) {}
   // Approximately N(0, 1): Irwin-Hall sum of four 16-bit uniforms (u + 1/2) / 2^16, centred and
   // scaled by sqrt(3) (the sum's variance is 4/12). Exact mean 0 and variance 1 - 2^-32.
   float normal() {
-    const std::uint64_t r = next();
+    const std::uint64_t r = gen_.next();
     const std::uint32_t sum = static_cast<std::uint32_t>(r & 0xFFFF) + static_cast<std::uint32_t>((r >> 16) & 0xFFFF) +
                               static_cast<std::uint32_t>((r >> 32) & 0xFFFF) + static_cast<std::uint32_t>(r >> 48);
     // (sum + 2) / 2^16 - 2, times sqrt(3)
     return static_cast<float>((static_cast<double>(sum) + 2.0 - 131072.0) * (1.7320508075688772 / 65536.0));
   }
   // Uniform in [-1, 1).
-  float symmetric_uniform() { return static_cast<float>(static_cast<double>(next() >> 11) * 0x1.0p-52 - 1.0); }
+  float symmetric_uniform() { return static_cast<float>(2.0 * gen_.uniform() - 1.0); }
 
  private:
-  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  std::uint64_t s_[4];
+  Xoshiro256ss gen_;
 };
 
 // FNV-1a: the tensor's name picks its random stream.
@@ -588,7 +526,7 @@ class TensorGenerator {
  private:
   static std::uint64_t seed_of(std::uint64_t seed, std::string_view key) {
     std::uint64_t x = seed ^ fnv1a(key);
-    return Rng::splitmix(x);
+    return splitmix64(x);
   }
   Rng rng_;
   Init init_;

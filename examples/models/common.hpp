@@ -115,4 +115,79 @@ inline void expect_all_used(const io::Checkpoint& ckpt) {
   ckpt.fail("tensors not used by the model its config.json describes: " + list);
 }
 
+// ---- GLA and GSA: everything around the token mixer -------------------------------------------
+
+// Sizes of fla's GLA and GSA models (SPEC §6 table); expand_k's default differs (0.5 / 1).
+struct DenseLMShape {
+  index_t hidden = 0, layers = 0, vocab = 0, intermediate = 0;
+  index_t heads = 0, kv_heads = 0, head_k = 0, head_v = 0;
+  index_t conv_width = 0;  // 0: no short convolutions
+  float norm_eps = 1e-6f;
+};
+
+inline DenseLMShape read_dense_lm_shape(const ConfigReader& cfg, const std::string& model_type, double expand_k) {
+  const io::Checkpoint& ckpt = cfg.ckpt;
+  cfg.expect_model_type(model_type);
+  cfg.expect_null("attn", "hybrid softmax-attention layers are out of scope");
+  cfg.expect_null("attnres_block_size", "attention residual blocks are out of scope");
+  expect_swish(cfg);
+  DenseLMShape s;
+  s.hidden = cfg.positive("hidden_size");
+  s.layers = cfg.positive("num_hidden_layers");
+  s.vocab = cfg.positive("vocab_size");
+  s.intermediate = cfg.intermediate_size(s.hidden);
+  s.heads = cfg.positive("num_heads", 4);
+  s.kv_heads = cfg.positive("num_kv_heads", s.heads);
+  if (s.heads % s.kv_heads != 0)
+    ckpt.fail("config.json num_heads = " + std::to_string(s.heads) + " is not a multiple of num_kv_heads = " +
+              std::to_string(s.kv_heads));
+  s.head_k = cfg.head_dim(s.hidden, "expand_k", expand_k, s.heads);
+  s.head_v = cfg.head_dim(s.hidden, "expand_v", 1.0, s.heads);
+  if (ckpt.get<bool>("use_short_conv", false)) s.conv_width = cfg.positive("conv_size", 4);
+  s.norm_eps = ckpt.get<float>("norm_eps", 1e-6f);
+  return s;
+}
+
+// q, k, v projections of attention prefix `at` ("model.layers.i.attn."), with their
+// convolutions (and conv biases, if the checkpoint has them) when s.conv_width > 0.
+inline nn::QKVProjection load_qkv(const io::Checkpoint& ckpt, const std::string& at, const DenseLMShape& s) {
+  const index_t q_out = s.heads * s.head_k, k_out = s.kv_heads * s.head_k, v_out = s.kv_heads * s.head_v;
+  nn::QKVProjection qkv;
+  qkv.q_proj = load_linear(ckpt, at + "q_proj.weight", q_out, s.hidden);
+  qkv.k_proj = load_linear(ckpt, at + "k_proj.weight", k_out, s.hidden);
+  qkv.v_proj = load_linear(ckpt, at + "v_proj.weight", v_out, s.hidden);
+  if (s.conv_width > 0) {
+    const auto conv_of = [&](const char* name, index_t channels) {
+      const std::string key = at + name + "_conv1d.";
+      return nn::ShortConvolution(ckpt.floats(key + "weight", {channels, 1, s.conv_width}),
+                                  ckpt.contains(key + "bias") ? ckpt.vector(key + "bias", channels) : std::vector<float>{});
+    };
+    qkv.q_conv = conv_of("q", q_out);
+    qkv.k_conv = conv_of("k", k_out);
+    qkv.v_conv = conv_of("v", v_out);
+  }
+  return qkv;
+}
+
+// Embeddings, L blocks (pre-norms under their current or legacy keys, SPEC §8.10; GatedMLP
+// current or fused), final norm and the dense head (tied or not). make_mixer(at) loads the
+// token mixer of the attention prefix `at`.
+template <class Model, class MakeMixer>
+Model load_dense_lm(const io::Checkpoint& ckpt, const DenseLMShape& s, const LoadOptions& options, MakeMixer&& make_mixer) {
+  const index_t D = s.hidden;
+  const io::FloatTensor embeddings = ckpt.floats("model.embeddings.weight", {s.vocab, D});
+  std::vector<typename Model::Block> blocks;
+  for (index_t l = 0; l < s.layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".", at = p + "attn.";
+    blocks.push_back({load_norm(ckpt, pick(ckpt, {p + "attn_norm.weight", at + "norm.weight"}), D),
+                      load_norm(ckpt, pick(ckpt, {p + "mlp_norm.weight", p + "mlp.norm.weight"}), D), make_mixer(at),
+                      load_gated_mlp(ckpt, p + "mlp.", D, s.intermediate)});
+    if (options.progress) options.progress(l + 1, s.layers);
+  }
+  std::vector<float> norm = load_norm(ckpt, "model.norm.weight", D);
+  lm::DenseHead head{nn::Linear(head_weight(ckpt, embeddings, ckpt.get<bool>("tie_word_embeddings", false)))};
+  expect_all_used(ckpt);
+  return Model(embeddings, std::move(blocks), std::move(norm), std::move(head), s.norm_eps);
+}
+
 }  // namespace linattn::examples

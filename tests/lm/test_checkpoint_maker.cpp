@@ -3,6 +3,8 @@
 // checkpoint, with SPEC §7's parameter counts, and across dtypes and shardings.
 #include <catch2/catch.hpp>
 
+#include "support/temp_dir.hpp"
+
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -22,31 +24,12 @@ namespace fs = std::filesystem;
 using namespace linattn;
 using namespace linattn::examples;
 using Catch::Matchers::Contains;
+using linattn::test::TempDir;
 using Shapes = std::map<std::string, std::vector<index_t>>;
 
 namespace {
 
 const fs::path kDataDir = LINATTN_TEST_DATA_DIR;
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("linattn_ckpt_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 Shapes shapes_in(const io::SafeTensorsFile& f) {
   Shapes s;
@@ -137,12 +120,12 @@ Shapes merge(Shapes a, const Shapes& b) {
 
 TEST_CASE("checkpoint maker: tiny gla and gsa have SPEC §6's keys and shapes", "[lm][checkpoint_maker]") {
   {
-    TempDir dir;
+    TempDir dir("ckpt");
     const Shapes got = write_and_read(tiny_spec(Family::gla), dir);
     CHECK(got == with_model_ends(merge(spec_gla_tiny_layer("model.layers.0."), spec_gla_tiny_layer("model.layers.1."))));
   }
   {
-    TempDir dir;
+    TempDir dir("ckpt");
     const Shapes got = write_and_read(tiny_spec(Family::gsa), dir);
     CHECK(got == with_model_ends(merge(spec_gsa_tiny_layer("model.layers.0."), spec_gsa_tiny_layer("model.layers.1."))));
   }
@@ -153,7 +136,7 @@ TEST_CASE("checkpoint maker: tiny models match the golden checkpoints' keys, sha
   for (Family f : {Family::gla, Family::gsa, Family::hgrn_bit}) {
     const fs::path golden_dir = kDataDir / ("model_" + std::string(family_name(f)));
     INFO(golden_dir);
-    TempDir dir;
+    TempDir dir("ckpt");
     const Shapes got = write_and_read(tiny_spec(f), dir);
     io::SafeTensorsFile golden(golden_dir / "model.safetensors");
     CHECK(got == shapes_in(golden));
@@ -182,7 +165,7 @@ TEST_CASE("checkpoint maker: config.json fields follow the spec", "[lm][checkpoi
   s.dtype = io::DType::BF16;
   auto c = config_json(s);
   CHECK(c["model_type"] == "gla");
-  CHECK(c["architectures"] == nlohmann::ordered_json::array({"GLAForCausalLM"}));
+  CHECK(c["architectures"] == nlohmann::json::array({"GLAForCausalLM"}));
   CHECK(c["num_kv_heads"] == 1);
   CHECK(c["clamp_min"] == -0.25);
   CHECK(c["feature_map"] == "relu");
@@ -211,7 +194,7 @@ TEST_CASE("checkpoint maker: every option changes the keys and shapes as SPEC §
   SECTION("gla GQA: k, v and the gate projections shrink by G") {
     CheckpointSpec s = tiny_spec(Family::gla);
     s.num_kv_heads = 1;  // G = 2
-    TempDir dir;
+    TempDir dir("ckpt");
     const Shapes got = write_and_read(s, dir);
     CHECK(got.at(p + "attn.q_proj.weight") == std::vector<index_t>{32, 64});
     CHECK(got.at(p + "attn.k_proj.weight") == std::vector<index_t>{16, 64});
@@ -230,7 +213,7 @@ TEST_CASE("checkpoint maker: every option changes the keys and shapes as SPEC §
     s.fuse_norm = false;
     s.tie_word_embeddings = true;
     s.legacy_mlp = true;
-    TempDir dir;
+    TempDir dir("ckpt");
     const Shapes got = write_and_read(s, dir);
     CHECK(got.at(p + "attn.q_conv1d.weight") == std::vector<index_t>{32, 1, 3});
     CHECK(got.at(p + "attn.k_conv1d.weight") == std::vector<index_t>{16, 1, 3});
@@ -250,7 +233,7 @@ TEST_CASE("checkpoint maker: every option changes the keys and shapes as SPEC §
     s.num_heads = 4;
     s.intermediate_size = 96;
     s.elementwise_affine = false;
-    TempDir dir;
+    TempDir dir("ckpt");
     const Shapes got = write_and_read(s, dir);
     CHECK(got.at(p + "attn.q_proj.weight") == std::vector<index_t>{64, 64});
     CHECK(got.at(p + "attn.v_proj.weight") == std::vector<index_t>{128, 64});
@@ -267,7 +250,7 @@ TEST_CASE("checkpoint maker: every option changes the keys and shapes as SPEC §
     s.use_short_conv = true;
     s.legacy_norm = true;
     s.legacy_mlp = true;
-    TempDir dir;
+    TempDir dir("ckpt");
     const Shapes got = write_and_read(s, dir);
     CHECK(got.at(p + "attn.k_proj.weight") == std::vector<index_t>{32, 64});
     CHECK(got.at(p + "attn.f_proj.weight") == std::vector<index_t>{16, 64});  // Hkv · M
@@ -286,7 +269,7 @@ TEST_CASE("checkpoint maker: every option changes the keys and shapes as SPEC §
     s.tie_word_embeddings = true;
     s.expand_ratio = 2;
     s.num_heads = 2;
-    TempDir dir;
+    TempDir dir("ckpt");
     const Shapes got = write_and_read(s, dir);
     CHECK(got.count("model.lower_bounds") == 0);
     CHECK(got.count("lm_head.weight") == 0);
@@ -325,7 +308,7 @@ TEST_CASE("checkpoint maker: initial values have the documented distributions", 
   CheckpointSpec s = tiny_spec(Family::hgrn_bit);
   s.norm_noise = 0;
   s.initializer_range = 0.02;
-  TempDir dir;
+  TempDir dir("ckpt");
   write_checkpoint(s, dir.path());
   io::SafeTensorsFile f(dir.path() / "model.safetensors");
   auto stats = [&](const std::string& key) {
@@ -352,7 +335,7 @@ TEST_CASE("checkpoint maker: initial values have the documented distributions", 
   // Conv weights within ±1/√W; gk bias ~ N(0, 1).
   CheckpointSpec c = tiny_spec(Family::gla);
   c.use_short_conv = true;
-  TempDir dir2;
+  TempDir dir2("ckpt");
   write_checkpoint(c, dir2.path());
   io::SafeTensorsFile g(dir2.path() / "model.safetensors");
   const auto conv = g.read<float>("model.layers.0.attn.q_conv1d.weight");
@@ -376,7 +359,7 @@ TEST_CASE("checkpoint maker: values depend on seed and key only; bf16 / f16 are 
           "[lm][checkpoint_maker]") {
   CheckpointSpec s = tiny_spec(Family::gla);
   s.use_short_conv = true;
-  TempDir d32, d16, dbf, dseed;
+  TempDir d32("ckpt"), d16("ckpt"), dbf("ckpt"), dseed("ckpt");
   write_checkpoint(s, d32.path());
   CheckpointSpec h = s;
   h.dtype = io::DType::F16;
@@ -426,7 +409,7 @@ TEST_CASE("checkpoint maker: sharded checkpoints have a consistent index", "[lm]
     INFO("shards " << n);
     CheckpointSpec s = tiny_spec(Family::hgrn_bit);
     s.shards = n;
-    TempDir dir;
+    TempDir dir("ckpt");
     write_checkpoint(s, dir.path());
     CHECK_FALSE(fs::exists(dir.path() / "model.safetensors"));
     const auto index = read_json(dir.path() / "model.safetensors.index.json");
@@ -460,7 +443,7 @@ TEST_CASE("checkpoint maker: sharded checkpoints have a consistent index", "[lm]
 }
 
 TEST_CASE("checkpoint maker: rewriting a directory removes the other layout's weight files", "[lm][checkpoint_maker]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   CheckpointSpec s = tiny_spec(Family::gsa);
   s.shards = 3;
   write_checkpoint(s, dir.path());
@@ -509,7 +492,7 @@ TEST_CASE("checkpoint maker: bad specs throw std::invalid_argument naming the op
 
   throws_invalid([] { parse_family("rwkv"); }, "family");
   throws_invalid([] { preset("gla-1b"); }, "preset");
-  TempDir dir;
+  TempDir dir("ckpt");
   throws_invalid([&] { write_checkpoint(with(hb, [](auto& s) { s.shards = 1000; }), dir.path()); }, "shards");
   CHECK_FALSE(fs::exists(dir.path() / "config.json"));  // nothing written for a bad spec
 }

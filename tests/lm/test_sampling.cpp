@@ -23,7 +23,7 @@ std::vector<float> make_logits(std::size_t n, std::uint64_t seed, float spread =
   std::vector<float> l(n);
   std::uint64_t x = seed;
   for (auto& v : l) {
-    const std::uint64_t r = linattn::lm::detail::splitmix64(x);
+    const std::uint64_t r = linattn::splitmix64(x);
     v = spread * (static_cast<float>(r >> 40) / static_cast<float>(1u << 24) - 0.5f) * 2.0f;
   }
   return l;
@@ -157,9 +157,9 @@ TEST_CASE("sampling: the same seed gives the same tokens, different seeds differ
 TEST_CASE("sampling: the random stream is fixed (golden first draws)", "[lm][sampling]") {
   // xoshiro256** seeded by splitmix64 is fully specified, so these values are the same on every
   // platform and standard library; a change here changes every seeded generation.
-  linattn::lm::detail::Xoshiro256ss r(0);
+  linattn::Xoshiro256ss r(0);
   const std::uint64_t a = r.next(), b = r.next();
-  linattn::lm::detail::Xoshiro256ss r2(0);
+  linattn::Xoshiro256ss r2(0);
   CHECK(r2.next() == a);
   CHECK(r2.next() == b);
   CHECK(a != b);

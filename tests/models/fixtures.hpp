@@ -1,15 +1,14 @@
-// Shared by the model tests: a scratch directory per test, checkpoints from the checkpoint maker,
+// Shared by the model tests: scratch directories (support/temp_dir.hpp), checkpoints from the checkpoint maker,
 // and full-sequence logits from the library's models.
 #pragma once
 
-#include <unistd.h>
-
-#include <atomic>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "make_checkpoint/checkpoint_maker.hpp"
+#include "support/temp_dir.hpp"
 #include "models/any_model.hpp"
 
 namespace model_tests {
@@ -19,23 +18,18 @@ using linattn::index_t;
 using linattn::Shape;
 using linattn::TensorView;
 
-// A fresh directory, removed with everything in it at the end of the scope.
-struct ScratchDir {
-  std::filesystem::path path;
-  explicit ScratchDir(const std::string& name) {
-    static std::atomic<int> counter{0};
-    path = std::filesystem::temp_directory_path() /
-           ("linattn-test-" + name + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-};
+using linattn::test::TempDir;
+
+// Writes the tiny model of `family` (the golden models' sizes) with `seed`, changed by `tweak`.
+inline linattn::examples::CheckpointSpec write_tiny_checkpoint(
+    linattn::examples::Family family, std::uint64_t seed,
+    const std::function<void(linattn::examples::CheckpointSpec&)>& tweak, const std::filesystem::path& dir) {
+  auto spec = linattn::examples::tiny_spec(family);
+  spec.seed = seed;
+  tweak(spec);
+  linattn::examples::write_checkpoint(spec, dir);
+  return spec;
+}
 
 inline std::vector<std::int64_t> token_ids(index_t n, index_t vocab, std::uint64_t seed = 1) {
   std::vector<std::int64_t> ids(static_cast<std::size_t>(n));

@@ -16,24 +16,20 @@ using linattn::examples::Family;
 
 namespace {
 
-CheckpointSpec spec_for(Family f) {
-  CheckpointSpec s = linattn::examples::tiny_spec(f);
-  s.seed = 21;
-  if (f != Family::hgrn_bit) s.use_short_conv = true;  // the conv cache is part of the state too
-  return s;
-}
+// The tiny model, with short convolutions where the family has them: their caches are part of
+// the state too.
+void with_conv(CheckpointSpec& s) { s.use_short_conv = s.family != Family::hgrn_bit; }
 
-const char* name_of(Family f) { return f == Family::gla ? "gla" : f == Family::gsa ? "gsa" : "hgrn_bit"; }
+std::string name_of(Family f) { return std::string(linattn::examples::family_name(f)); }
 
 }  // namespace
 
 TEST_CASE("Models: prefill + decode steps equal one full pass; caches are values", "[models]") {
   for (Family f : {Family::gla, Family::gsa, Family::hgrn_bit}) {
     SECTION(name_of(f)) {
-      const CheckpointSpec spec = spec_for(f);
-      ScratchDir dir(std::string("inv-") + name_of(f));
-      linattn::examples::write_checkpoint(spec, dir.path);
-      const auto any = linattn::examples::load_model(linattn::io::Checkpoint(dir.path));
+      TempDir dir("inv-" + name_of(f));
+      write_tiny_checkpoint(f, 21, with_conv, dir.path());
+      const auto any = linattn::examples::load_model(linattn::io::Checkpoint(dir.path()));
       std::visit(
           [&](const auto& model) {
             const index_t P = 70, S = 6, V = model.vocab_size();
@@ -68,9 +64,9 @@ TEST_CASE("Models: prefill + decode steps equal one full pass; caches are values
 TEST_CASE("Models: a batch of prompts of different lengths generates what each generates alone", "[models]") {
   for (Family f : {Family::gla, Family::gsa, Family::hgrn_bit}) {
     SECTION(name_of(f)) {
-      ScratchDir dir(std::string("batch-") + name_of(f));
-      linattn::examples::write_checkpoint(spec_for(f), dir.path);
-      const auto any = linattn::examples::load_model(linattn::io::Checkpoint(dir.path));
+      TempDir dir("batch-" + name_of(f));
+      write_tiny_checkpoint(f, 21, with_conv, dir.path());
+      const auto any = linattn::examples::load_model(linattn::io::Checkpoint(dir.path()));
       std::visit(
           [&](const auto& model) {
             const std::vector<std::vector<std::int64_t>> prompts{token_ids(3, 256, 1), token_ids(70, 256, 2),
@@ -142,73 +138,73 @@ std::string load_error(const std::filesystem::path& dir) {
 }  // namespace
 
 TEST_CASE("Model loader: clear errors for bad checkpoints", "[models][errors]") {
-  ScratchDir dir("loader-errors");
+  TempDir dir("loader-errors");
   CheckpointSpec spec = linattn::examples::tiny_spec(Family::gla);
   const auto fresh = [&] {
-    std::filesystem::remove_all(dir.path);
-    linattn::examples::write_checkpoint(spec, dir.path);
+    std::filesystem::remove_all(dir.path());
+    linattn::examples::write_checkpoint(spec, dir.path());
   };
   using Catch::Matchers::Contains;
   const std::string key = "model.layers.1.attn.k_proj.weight";
 
   fresh();
-  REQUIRE(load_error(dir.path) == "(no error)");
+  REQUIRE(load_error(dir.path()) == "(no error)");
 
   fresh();
-  rewrite(dir.path, [&](const std::string& n, auto&, auto&) { return n != key; });
-  CHECK_THAT(load_error(dir.path), Contains(key) && Contains("no tensor"));
+  rewrite(dir.path(), [&](const std::string& n, auto&, auto&) { return n != key; });
+  CHECK_THAT(load_error(dir.path()), Contains(key) && Contains("no tensor"));
 
   fresh();
-  rewrite(dir.path, [&](const std::string& n, linattn::io::TensorInfo& t, auto&) {
+  rewrite(dir.path(), [&](const std::string& n, linattn::io::TensorInfo& t, auto&) {
     if (n == key) std::swap(t.shape[0], t.shape[1]);
     return true;
   });
-  CHECK_THAT(load_error(dir.path), Contains(key) && Contains("shape"));
+  CHECK_THAT(load_error(dir.path()), Contains(key) && Contains("shape"));
 
   fresh();
-  rewrite(dir.path, [&](const std::string& n, linattn::io::TensorInfo& t, auto&) {
+  rewrite(dir.path(), [&](const std::string& n, linattn::io::TensorInfo& t, auto&) {
     if (n == key) t.dtype = linattn::io::DType::I32;
     return true;
   });
-  CHECK_THAT(load_error(dir.path), Contains(key) && Contains("dtype"));
+  CHECK_THAT(load_error(dir.path()), Contains(key) && Contains("dtype"));
 
   fresh();
-  rewrite(dir.path, [&](const std::string&, auto&, auto&) { return true; });
-  std::filesystem::resize_file(dir.path / "model.safetensors", std::filesystem::file_size(dir.path / "model.safetensors") - 100);
-  CHECK_THAT(load_error(dir.path), Contains("model.safetensors"));
+  rewrite(dir.path(), [&](const std::string&, auto&, auto&) { return true; });
+  std::filesystem::resize_file(dir.path() / "model.safetensors", std::filesystem::file_size(dir.path() / "model.safetensors") - 100);
+  CHECK_THAT(load_error(dir.path()), Contains("model.safetensors"));
 
   fresh();
-  edit_config(dir.path, "model_type", "mamba");
-  CHECK_THAT(load_error(dir.path), Contains("model_type") && Contains("mamba"));
+  edit_config(dir.path(), "model_type", "mamba");
+  CHECK_THAT(load_error(dir.path()), Contains("model_type") && Contains("mamba"));
 
   fresh();
-  edit_config(dir.path, "feature_map", "softplus2");
-  CHECK_THAT(load_error(dir.path), Contains("feature_map") && Contains("softplus2"));
+  edit_config(dir.path(), "feature_map", "softplus2");
+  CHECK_THAT(load_error(dir.path()), Contains("feature_map") && Contains("softplus2"));
 
   fresh();
-  edit_config(dir.path, "hidden_act", "gelu");
-  CHECK_THAT(load_error(dir.path), Contains("hidden_act"));
+  edit_config(dir.path(), "hidden_act", "gelu");
+  CHECK_THAT(load_error(dir.path()), Contains("hidden_act"));
 
   fresh();
-  edit_config(dir.path, "num_heads", "two");
-  CHECK_THAT(load_error(dir.path), Contains("num_heads"));
+  edit_config(dir.path(), "num_heads", "two");
+  CHECK_THAT(load_error(dir.path()), Contains("num_heads"));
 
   fresh();
-  edit_config(dir.path, "num_hidden_layers", 1);  // layer 1's tensors are left over
-  CHECK_THAT(load_error(dir.path), Contains("not used") && Contains("model.layers.1."));
+  edit_config(dir.path(), "num_hidden_layers", 1);  // layer 1's tensors are left over
+  CHECK_THAT(load_error(dir.path()), Contains("not used") && Contains("model.layers.1."));
 
   fresh();
-  std::filesystem::remove(dir.path / "config.json");
-  CHECK_THAT(load_error(dir.path), Contains("config.json"));
+  std::filesystem::remove(dir.path() / "config.json");
+  CHECK_THAT(load_error(dir.path()), Contains("config.json"));
 
   spec.shards = 2;
   fresh();
-  std::filesystem::remove(dir.path / "model-00002-of-00002.safetensors");
-  CHECK_THAT(load_error(dir.path), Contains("model-00002-of-00002.safetensors"));
+  std::filesystem::remove(dir.path() / "model-00002-of-00002.safetensors");
+  CHECK_THAT(load_error(dir.path()), Contains("model-00002-of-00002.safetensors"));
   spec.shards = 1;
 
   fresh();
-  const auto model = linattn::examples::load_gla(linattn::io::Checkpoint(dir.path));
+  const auto model = linattn::examples::load_gla(linattn::io::Checkpoint(dir.path()));
   auto cache = model.new_cache();
   Array<float, 2> logits(Shape<2>{1, model.vocab_size()});
   const std::vector<std::int64_t> bad{5, 256};

@@ -23,12 +23,9 @@ struct OptionCase {
 };
 
 void check_against_reference(const OptionCase& c) {
-  CheckpointSpec spec = linattn::examples::tiny_spec(c.family);
-  spec.seed = 11;
-  c.tweak(spec);
-  ScratchDir dir(c.name);
-  linattn::examples::write_checkpoint(spec, dir.path);
-  const linattn::io::Checkpoint ckpt(dir.path);
+  TempDir dir(c.name);
+  const CheckpointSpec spec = write_tiny_checkpoint(c.family, 11, c.tweak, dir.path());
+  const linattn::io::Checkpoint ckpt(dir.path());
   const auto any = linattn::examples::load_model(ckpt);
   const auto ids = token_ids(70, spec.vocab_size, 3);
   const auto ref = linattn::testing::ReferenceModel(ckpt).forward(ids);
@@ -108,16 +105,13 @@ TEST_CASE("MatMul-free LM options: integer path vs float path, 2-bit vs 1.6-bit"
   };
   for (const auto& c : cases) {
     SECTION(c.name) {
-      CheckpointSpec spec = linattn::examples::tiny_spec(c.family);
-      spec.seed = 5;
-      c.tweak(spec);
-      ScratchDir dir(c.name);
-      linattn::examples::write_checkpoint(spec, dir.path);
-      const linattn::io::Checkpoint ckpt(dir.path);
+      TempDir dir(c.name);
+      const CheckpointSpec spec = write_tiny_checkpoint(c.family, 5, c.tweak, dir.path());
+      const linattn::io::Checkpoint ckpt(dir.path());
       const auto two = linattn::examples::load_hgrn_bit(ckpt);
       linattn::examples::LoadOptions base3;
       base3.packing = linattn::ternary::Packing::base3;
-      const auto one_six = linattn::examples::load_hgrn_bit(linattn::io::Checkpoint(dir.path), base3);
+      const auto one_six = linattn::examples::load_hgrn_bit(linattn::io::Checkpoint(dir.path()), base3);
       const auto ids = token_ids(70, spec.vocab_size, 4);
       const auto a = full_logits(two, ids);
       // Same ternary codes, other packing: the integer sums, hence the logits, are identical.

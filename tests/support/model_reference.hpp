@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "linattn/io/checkpoint.hpp"
@@ -142,13 +143,19 @@ class ReferenceModel {
     return x;
   }
 
-  Mat gla(const Mat& x, const std::string& p) const {
-    Mat q = matmul(x, mat(p + "q_proj.weight")), k = matmul(x, mat(p + "k_proj.weight")), v = matmul(x, mat(p + "v_proj.weight"));
-    if (conv_) {
-      q = conv(q, p + "q_conv1d.weight");
-      k = conv(k, p + "k_conv1d.weight");
-      v = conv(v, p + "v_conv1d.weight");
+  // q, k, v projections, each through its own convolution when the model has them.
+  std::tuple<Mat, Mat, Mat> qkv(const Mat& x, const std::string& p) const {
+    Mat out[3];
+    const char* names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; ++i) {
+      out[i] = matmul(x, mat(p + names[i] + "_proj.weight"));
+      if (conv_) out[i] = conv(out[i], p + names[i] + "_conv1d.weight");
     }
+    return {out[0], out[1], out[2]};
+  }
+
+  Mat gla(const Mat& x, const std::string& p) const {
+    auto [q, k, v] = qkv(x, p);
     Mat gk = matmul(matmul(x, mat(p + "gk_proj.0.weight")), mat(p + "gk_proj.1.weight"));
     const Vec bias = vec(p + "gk_proj.1.bias");
     const index_t T = static_cast<index_t>(x.size()), G = H_ / Hkv_;
@@ -183,12 +190,7 @@ class ReferenceModel {
   }
 
   Mat gsa(const Mat& x, const std::string& p) const {
-    Mat q = matmul(x, mat(p + "q_proj.weight")), k = matmul(x, mat(p + "k_proj.weight")), v = matmul(x, mat(p + "v_proj.weight"));
-    if (conv_) {
-      q = conv(q, p + "q_conv1d.weight");
-      k = conv(k, p + "k_conv1d.weight");
-      v = conv(v, p + "v_conv1d.weight");
-    }
+    auto [q, k, v] = qkv(x, p);
     Mat f = matmul(x, mat(p + "f_proj.weight"));
     if (fm_ == "t2r") {  // relu(Linear_{K→K}) per head
       const Mat w = mat(p + "feature_map.layer.weight");

@@ -3,6 +3,8 @@
 // A separate binary (linattn_tokenizer_tests): only it links SentencePiece.
 #include <catch2/catch.hpp>
 
+#include "support/temp_dir.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -20,33 +22,14 @@
 namespace fs = std::filesystem;
 using linattn::examples::Tokenizer;
 using Catch::Matchers::Contains;
+using linattn::test::TempDir;
 
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("linattn_tok_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // One tokenizer per vocabulary size for the whole run (training takes ~20 ms, but there is no
 // reason to repeat it in every test case).
 const Tokenizer& tiny(int vocab) {
-  static TempDir dir;
+  static TempDir dir("tok");
   static std::optional<Tokenizer> t256, t384;
   auto& slot = vocab == 256 ? t256 : t384;
   if (!slot) {
@@ -131,7 +114,7 @@ TEST_CASE("tokenizer: opens tokenizer.model from a model directory", "[tokenizer
 }
 
 TEST_CASE("tokenizer: a corrupt tokenizer.model is an error naming the path", "[tokenizer]") {
-  TempDir dir;
+  TempDir dir("tok");
   { std::ofstream(dir.path() / "tokenizer.model") << "this is not a protobuf"; }
   try {
     (void)Tokenizer::open_if_present(dir.path());

@@ -37,7 +37,6 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <span>
 #include <string>
 #include <utility>
@@ -46,8 +45,10 @@
 #include "linattn/core/check.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/fixed/arith.hpp"
-#include "linattn/io/safetensors.hpp"
+#include "linattn/lm/causal_lm.hpp"
 #include "linattn/nn/bitlinear.hpp"
+#include "linattn/nn/glu.hpp"
+#include "linattn/nn/mlgru.hpp"
 #include "linattn/ops/ternary.hpp"
 
 namespace linattn::fixed {
@@ -309,52 +310,21 @@ class IntegerModel {
  public:
   using State = std::vector<std::vector<std::int32_t>>;  // [L][d] MLGRU states
 
-  // Reads an HGRNBit checkpoint (model.safetensors, SPEC §6 names; use_lower_bound = true as in
-  // every released config; expand_ratio 1; lm_head.weight present).
-  static IntegerModel load_hgrn_bit(const std::filesystem::path& model_safetensors) {
-    constexpr const char* where = "linattn::fixed::IntegerModel::load_hgrn_bit";
-    const io::SafeTensorsFile f(model_safetensors);
+  // The integer form of a loaded MatMul-free LM (examples/models/hgrn_bit_lm.hpp builds one from
+  // any HGRNBit checkpoint): its packed weights, norms and lower bounds, converted to the fixed-
+  // point formats above; the embeddings stay shared float (looked up on the host).
+  static IntegerModel from(const lm::CausalLM<nn::MLGRU, nn::GLU, lm::BitLinearHead>& model) {
+    constexpr const char* where = "linattn::fixed::IntegerModel::from";
     IntegerModel m;
-    m.embeddings_ = f.read_array<float, 2>("model.embeddings.weight");
-    const auto raw_lb = f.read_array<float, 2>("model.lower_bounds");  // [L, d]
-    const index_t L = raw_lb.size(0), d = raw_lb.size(1);
-    linattn::detail::require(L > 0 && d == m.embeddings_.size(1), where,
-                             "model.lower_bounds must be [L, hidden_size]");
-    // lb = cumsum(softmax(lower_bounds, 0), 0) − P[0]   [L, d] (SPEC §6)
-    Array<float, 2> lb({L, d});
-    for (index_t j = 0; j < d; ++j) {
-      float mx = raw_lb(0, j);
-      for (index_t l = 1; l < L; ++l) mx = std::max(mx, raw_lb(l, j));
-      double sum = 0.0;
-      for (index_t l = 0; l < L; ++l) sum += std::exp(static_cast<double>(raw_lb(l, j) - mx));
-      double cum = 0.0, p0 = 0.0;
-      for (index_t l = 0; l < L; ++l) {
-        const double p = std::exp(static_cast<double>(raw_lb(l, j) - mx)) / sum;
-        if (l == 0) p0 = p;
-        cum += p;
-        lb(l, j) = static_cast<float>(cum - p0);
-      }
-    }
-    auto bitlinear = [&](const std::string& name) {
-      const auto w = f.read_array<float, 2>(name + ".weight");
-      return nn::BitLinear(w.cview(), f.read<float>(name + ".norm.weight"));
-    };
-    for (index_t l = 0; l < L; ++l) {
-      const std::string p = "model.layers." + std::to_string(l) + ".";
-      const std::vector<float> lbl(lb.data() + l * d, lb.data() + (l + 1) * d);
-      m.layers_.emplace_back(bitlinear(p + "attn.i_proj"), bitlinear(p + "attn.f_proj"), bitlinear(p + "attn.g_proj"),
-                             bitlinear(p + "attn.o_proj"), bitlinear(p + "mlp.gate_proj"),
-                             bitlinear(p + "mlp.down_proj"), f.read<float>(p + "attn_norm.weight"),
-                             f.read<float>(p + "mlp_norm.weight"), f.read<float>(p + "attn.g_norm.weight"),
-                             l == 0 ? std::span<const float>{} : std::span<const float>(lbl));
-    }
-    linattn::detail::require(f.contains("lm_head.weight"), where,
-                             "lm_head.weight is missing (tied embeddings are not supported by the integer path)");
-    const auto head = bitlinear("lm_head");
+    m.embeddings_ = model.embeddings();
+    for (const auto& b : model.blocks())
+      m.layers_.emplace_back(b.attn.i_proj(), b.attn.f_proj(), b.attn.g_proj(), b.attn.o_proj(), b.mlp.gate_proj(),
+                             b.mlp.down_proj(), b.attn_norm, b.mlp_norm, b.attn.g_norm(), b.attn.lower_bound());
+    const nn::BitLinear& head = model.head().proj;
     m.lm_head_ = head.weight().repacked(ternary::Packing::bits2);
-    m.final_norm_ = to_q12(f.read<float>("model.norm.weight"), where, "model.norm.weight");
+    m.final_norm_ = to_q12(model.final_norm(), where, "model.norm.weight");
     m.head_norm_ = to_q12(head.norm_weight(), where, "lm_head.norm.weight");
-    m.rq_head_ = make_requant(head.weight().gamma(), d, where);
+    m.rq_head_ = make_requant(head.weight().gamma(), model.hidden_size(), where);
     return m;
   }
 
@@ -373,8 +343,9 @@ class IntegerModel {
     linattn::detail::require(token >= 0 && token < embeddings_.size(0), where,
                              "token id " + std::to_string(token) + " outside [0, " +
                                  std::to_string(embeddings_.size(0)) + ")");
-    std::vector<std::int32_t> x(static_cast<std::size_t>(hidden_size()));
-    for (index_t j = 0; j < hidden_size(); ++j) x[static_cast<std::size_t>(j)] = to_q16(embeddings_(token, j), where);
+    const index_t d = hidden_size();
+    std::vector<std::int32_t> x(static_cast<std::size_t>(d));
+    for (index_t j = 0; j < d; ++j) x[static_cast<std::size_t>(j)] = to_q16(embeddings_.data[token * d + j], where);
     return x;
   }
 
@@ -397,7 +368,7 @@ class IntegerModel {
   }
 
  private:
-  Array<float, 2> embeddings_;  // [vocab, d] fp32, looked up on the host
+  io::FloatTensor embeddings_;  // [vocab, d] the model's float embeddings, looked up on the host
   std::vector<IntegerLayer> layers_;
   ternary::PackedWeights lm_head_;  // [vocab, d]
   std::vector<std::int16_t> final_norm_, head_norm_;

@@ -102,6 +102,7 @@ class CausalLM {
   const std::vector<Block>& blocks() const { return blocks_; }
   const Head& head() const { return head_; }
   const io::FloatTensor& embeddings() const { return embeddings_; }
+  std::span<const float> final_norm() const { return final_norm_; }
 
   Cache new_cache() const {
     Cache c;

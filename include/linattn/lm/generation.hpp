@@ -92,8 +92,9 @@ GenerationResult generate(const Model& model, const std::vector<std::vector<std:
   }
 
   std::vector<std::size_t> active;
-  std::vector<std::int64_t> ids;
+  std::vector<std::int64_t> ids, chosen;
   std::vector<typename Model::Cache*> cache_ptrs;
+  std::vector<float> logits;  // [N, vocab], reused across steps
   for (;;) {
     active.clear();
     for (std::size_t b = 0; b < B; ++b)
@@ -107,10 +108,10 @@ GenerationResult generate(const Model& model, const std::vector<std::vector<std:
       cache_ptrs.push_back(&caches[b]);
     }
     const index_t N = static_cast<index_t>(active.size());
-    Array<float, 2> logits(Shape<2>{N, vocab});
-    model.step(std::span<const std::int64_t>(ids), std::span<typename Model::Cache* const>(cache_ptrs), logits.view(),
-               options.run);
-    std::vector<std::int64_t> chosen(active.size());
+    logits.resize(static_cast<std::size_t>(N * vocab));
+    model.step(std::span<const std::int64_t>(ids), std::span<typename Model::Cache* const>(cache_ptrs),
+               TensorView<float, 2>(logits.data(), {N, vocab}), options.run);
+    chosen.resize(active.size());
     for (std::size_t j = 0; j < active.size(); ++j)
       chosen[j] = samplers[active[j]].sample(
           std::span<const float>(logits.data() + static_cast<index_t>(j) * vocab, sampled));

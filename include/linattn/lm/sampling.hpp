@@ -30,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include "linattn/core/random.hpp"
+
 namespace linattn::lm {
 
 struct SamplingOptions {
@@ -39,42 +41,6 @@ struct SamplingOptions {
   std::uint64_t seed = 0;
 };
 
-namespace detail {
-
-// splitmix64: turns any 64-bit seed (0 included) into well-mixed words to seed xoshiro.
-inline std::uint64_t splitmix64(std::uint64_t& x) {
-  std::uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// xoshiro256** (Blackman & Vigna): small, fast, and fully specified, hence reproducible.
-class Xoshiro256ss {
- public:
-  explicit Xoshiro256ss(std::uint64_t seed) {
-    for (auto& w : s_) w = splitmix64(seed);
-  }
-  std::uint64_t next() {
-    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const std::uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-  // Uniform in [0, 1) with 53 random bits (every double in the range is a multiple of 2^-53).
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
- private:
-  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  std::uint64_t s_[4];
-};
-
-}  // namespace detail
 
 class Sampler {
  public:
@@ -206,7 +172,7 @@ class Sampler {
   }
 
   SamplingOptions opt_;
-  detail::Xoshiro256ss rng_;
+  Xoshiro256ss rng_;
   std::vector<double> weights_;       // scratch, kept to avoid a 32000-element allocation per token
   std::vector<std::uint32_t> order_;  // scratch: candidate ids by decreasing logit
   std::vector<std::uint64_t> keys_;   // scratch: sort keys, see sample()

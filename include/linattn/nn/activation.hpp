@@ -12,7 +12,7 @@
 
 namespace linattn::nn {
 
-enum class Activation { identity, relu, silu, sigmoid, tanh, gelu };
+enum class Activation { identity, relu, silu, sigmoid, tanh, gelu, elu };
 
 // ACT2FN name → Activation; "swish" is silu. Unknown names throw, listing the supported ones.
 inline Activation activation_from_name(std::string_view name) {
@@ -22,8 +22,9 @@ inline Activation activation_from_name(std::string_view name) {
   if (name == "sigmoid") return Activation::sigmoid;
   if (name == "tanh") return Activation::tanh;
   if (name == "gelu") return Activation::gelu;
+  if (name == "elu") return Activation::elu;
   throw std::invalid_argument("linattn: unknown activation \"" + std::string(name) +
-                              "\" (supported: identity, relu, silu/swish, sigmoid, tanh, gelu)");
+                              "\" (supported: identity, relu, silu/swish, sigmoid, tanh, gelu, elu)");
 }
 
 inline float activate(Activation a, float x) {
@@ -34,6 +35,7 @@ inline float activate(Activation a, float x) {
     case Activation::sigmoid: return sigmoid(x);
     case Activation::tanh: return std::tanh(x);
     case Activation::gelu: return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));  // exact (erf) GELU
+    case Activation::elu: return x > 0.0f ? x : std::expm1(x);                                // alpha = 1
   }
   return x;
 }

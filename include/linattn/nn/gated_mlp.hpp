@@ -29,10 +29,8 @@ class GatedMLP {
       : gate_(std::move(gate_proj)), up_(std::move(up_proj)), down_(std::move(down_proj)) {
     constexpr const char* where = "linattn::nn::GatedMLP";
     const index_t D = gate_.in_features(), I = gate_.out_features();
-    linattn::detail::require(up_.in_features() == D && up_.out_features() == I, where,
-                             "up_proj must be [" + std::to_string(I) + ", " + std::to_string(D) + "] like gate_proj");
-    linattn::detail::require(down_.in_features() == I && down_.out_features() == D, where,
-                             "down_proj must be [" + std::to_string(D) + ", " + std::to_string(I) + "]");
+    up_.expect_shape(where, "up_proj", I, D);
+    down_.expect_shape(where, "down_proj", D, I);
   }
 
   index_t hidden_size() const { return gate_.in_features(); }

@@ -31,6 +31,8 @@ class GLU {
 
   index_t hidden_size() const { return gate_.in_features(); }
   index_t intermediate_size() const { return down_.in_features(); }
+  const BitLinear& gate_proj() const { return gate_; }
+  const BitLinear& down_proj() const { return down_; }
   std::size_t weight_bytes() const { return gate_.weight_bytes() + down_.weight_bytes(); }
   void keep_dense_weights() {
     gate_.keep_dense_weights();

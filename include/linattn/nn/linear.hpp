@@ -71,6 +71,12 @@ class Linear {
   index_t in_features() const { return weight_.shape.empty() ? 0 : weight_.shape[1]; }
   index_t out_features() const { return weight_.shape.empty() ? 0 : weight_.shape[0]; }
   TensorView<const float, 2> weight() const { return weight_.matrix(); }
+  // Throws naming the layer when the weight is not [out, in].
+  void expect_shape(const char* where, const std::string& name, index_t out, index_t in) const {
+    linattn::detail::require(out_features() == out && in_features() == in, where,
+                             name + " is [" + std::to_string(out_features()) + ", " + std::to_string(in_features()) +
+                                 "], expected [" + std::to_string(out) + ", " + std::to_string(in) + "]");
+  }
   std::size_t weight_bytes() const { return static_cast<std::size_t>(weight_.numel()) * sizeof(float); }
 
   // x [N, in] → y [N, out]; rows of x and y may be strided (inner dimension contiguous).

@@ -64,6 +64,12 @@ class MLGRU {
 
   index_t hidden_size() const { return i_.in_features(); }
   index_t expanded_size() const { return i_.out_features(); }
+  const BitLinear& i_proj() const { return i_; }
+  const BitLinear& f_proj() const { return f_; }
+  const BitLinear& g_proj() const { return g_; }
+  const BitLinear& o_proj() const { return o_; }
+  std::span<const float> g_norm() const { return g_norm_; }
+  std::span<const float> lower_bound() const { return lower_bound_; }  // empty: none
   std::size_t weight_bytes() const {
     return i_.weight_bytes() + f_.weight_bytes() + g_.weight_bytes() + o_.weight_bytes() + g_norm_.size() * sizeof(float);
   }

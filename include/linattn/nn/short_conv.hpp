@@ -72,8 +72,8 @@ class ShortConvolution {
         const float* in = buf.data() + (t + w) * C;
         for (index_t c = 0; c < C; ++c) acc[static_cast<std::size_t>(c)] += tap[c] * in[c];
       }
-      float* out = y.ptr(t);
-      for (index_t c = 0; c < C; ++c) out[c] = silu(acc[static_cast<std::size_t>(c)]);
+      linattn::detail::silu_inplace(acc.data(), C);
+      std::copy(acc.begin(), acc.end(), y.ptr(t));
     }
     // The last W inputs: the window's tail, preceded by what the cache held when T < W.
     for (index_t w = 0; w < W; ++w) {
