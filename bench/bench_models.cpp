@@ -2,17 +2,20 @@
 // MatMul-free LM checkpoints found under $LINATTN_BENCH_MODELS (bench/models.sh makes them with
 // linattn-make-checkpoint), next to the two bounds they are judged against, measured in the same
 // run with the same thread count:
-//   BM_StreamRead        read bandwidth of a 1 GiB buffer (the decode bound: weight bytes/token)
-//   BM_ProjectionGemm    the model's own projection GEMM shape through nn::Linear (the prefill
-//                        bound: 2·parameters FLOPs per token)
-//   BM_Prefill/<model>   one forward over a prompt (logits of the last position only)
-//   BM_Decode/<model>    one decode step after a 16-token prompt
+//   BM_StreamRead/threads:n        read bandwidth of a 1 GiB buffer (the decode bound: weight bytes/token)
+//   BM_ProjectionGemm/T:t/threads:n  the model's own projection GEMM shape through nn::Linear (the
+//                                  prefill bound: 2·parameters FLOPs per token)
+//   BM_Prefill/<model>/prompt:p/threads:n   one forward over a prompt (logits of the last position only)
+//   BM_Decode/<model>/threads:n             one decode step after a 16-token prompt
+// Environment: LINATTN_BENCH_THREADS, a comma-separated list of thread counts (default 2; each
+// benchmark runs once per count, bounds included, the model loaded once); LINATTN_BENCH_PROMPT,
+// the prefill prompt length (default 512 for MatMul-free models, 2048 for GLA/GSA);
+// LINATTN_BENCH_PREFILL=0 skips prefill, LINATTN_BENCH_DENSE=0 the ":dense" reference runs.
 // <model> is the checkpoint folder name; MatMul-free models run twice: integer kernels and
 // ":dense" (the float reference path with dequantised fp32 weights).
 // Counters: tokens/s; weight_MB (bytes a decode step reads: block weights + lm_head);
 // GFLOP_per_token (2 · block and lm_head parameters). bench/summarize_models.py turns them into ratios.
 #include <benchmark/benchmark.h>
-#include <omp.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -29,7 +32,17 @@ namespace {
 using namespace linattn;
 using namespace linattn_bench;
 
-constexpr int kThreads = 2;  // the setting
+// LINATTN_BENCH_THREADS; default {2}, the full-models issue's setting.
+std::vector<int> thread_counts() {
+  std::vector<int> counts = thread_list_from_env();
+  if (counts.empty()) counts.push_back(2);
+  return counts;
+}
+
+bool env_flag(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) != "0" : fallback;
+}
 
 struct Loaded {
   std::unique_ptr<io::Checkpoint> ckpt;
@@ -45,7 +58,7 @@ Loaded& model_for(const std::filesystem::path& dir, bool dense) {
     Loaded l;
     l.ckpt = std::make_unique<io::Checkpoint>(dir);
     examples::LoadOptions opt;
-    opt.threads = Threads{kThreads};
+    opt.threads = Threads{0};  // loading only: each run below passes its own count
     opt.dense_reference = dense;
     l.model = examples::load_model(*l.ckpt, opt);
     it = cache.emplace(key, std::move(l)).first;
@@ -53,9 +66,9 @@ Loaded& model_for(const std::filesystem::path& dir, bool dense) {
   return it->second;
 }
 
-nn::RunOptions run_options(bool dense) {
+nn::RunOptions run_options(bool dense, int threads) {
   nn::RunOptions run;
-  run.threads = Threads{kThreads};
+  run.threads = Threads{threads};
   run.arithmetic = dense ? nn::Arithmetic::reference : nn::Arithmetic::integer;
   return run;
 }
@@ -74,9 +87,9 @@ void model_counters(benchmark::State& state, const Model& m, bool dense) {
   state.counters["GFLOP_per_token"] = 2.0 * params / 1e9;
 }
 
-void BM_Prefill(benchmark::State& state, std::filesystem::path dir, bool dense, index_t prompt) {
+void BM_Prefill(benchmark::State& state, std::filesystem::path dir, bool dense, index_t prompt, int threads) {
   Loaded& l = model_for(dir, dense);
-  const nn::RunOptions run = run_options(dense);
+  const nn::RunOptions run = run_options(dense, threads);
   std::visit(
       [&](const auto& m) {
         std::vector<std::int64_t> ids(static_cast<std::size_t>(prompt));
@@ -93,9 +106,9 @@ void BM_Prefill(benchmark::State& state, std::filesystem::path dir, bool dense, 
   state.counters["tokens/s"] = per_iteration_rate(static_cast<double>(prompt));
 }
 
-void BM_Decode(benchmark::State& state, std::filesystem::path dir, bool dense) {
+void BM_Decode(benchmark::State& state, std::filesystem::path dir, bool dense, int threads) {
   Loaded& l = model_for(dir, dense);
-  const nn::RunOptions run = run_options(dense);
+  const nn::RunOptions run = run_options(dense, threads);
   std::visit(
       [&](const auto& m) {
         std::vector<std::int64_t> prompt(16, 1);
@@ -114,25 +127,30 @@ void BM_Decode(benchmark::State& state, std::filesystem::path dir, bool dense) {
   state.counters["tokens/s"] = per_iteration_rate(1.0);
 }
 
-// Sum of a 1 GiB buffer on kThreads threads: the bandwidth a weight stream can have.
-void BM_StreamRead(benchmark::State& state) {
+// Sum of a 1 GiB buffer on `threads` threads, on the library's own team (contiguous parts of
+// 1 MiB claimed as the model's weight rows are): the bandwidth a weight stream can have.
+void BM_StreamRead(benchmark::State& state, int threads) {
   const std::size_t n = (std::size_t(1) << 30) / sizeof(std::uint32_t);
+  constexpr std::size_t kPart = (std::size_t(1) << 20) / sizeof(std::uint32_t);
   // Integer words: an integer sum vectorises (a float sum would be one dependent add chain
   // without -ffast-math, compute-bound at a fraction of the bandwidth).
   std::vector<std::uint32_t> buf(n, 1u);
+  std::vector<std::uint32_t> partial(n / kPart);
   for (auto _ : state) {
-    std::uint32_t total = 0;
-#pragma omp parallel for num_threads(kThreads) reduction(+ : total) schedule(static)
-    for (std::size_t i = 0; i < n; ++i) total += buf[i];
-    benchmark::DoNotOptimize(total);
+    linattn::detail::parallel_for(static_cast<index_t>(n / kPart), Threads{threads}, [&](index_t p) {
+      std::uint32_t total = 0;
+      const std::uint32_t* b = buf.data() + static_cast<std::size_t>(p) * kPart;
+      for (std::size_t i = 0; i < kPart; ++i) total += b[i];
+      partial[static_cast<std::size_t>(p)] = total;
+    });
+    benchmark::DoNotOptimize(partial.data());
   }
   state.counters["GB/s"] = giga_rate(static_cast<double>(n * sizeof(std::uint32_t)));
 }
-BENCHMARK(BM_StreamRead)->Apply(defaults)->Unit(benchmark::kMillisecond)->Iterations(20);
 
-// [T, 1024] · [2816, 1024]ᵀ through nn::Linear on kThreads threads: the MLP projection of the
+// [T, 1024] · [2816, 1024]ᵀ through nn::Linear on `threads` threads: the MLP projection of the
 // 340M-class models, the attainable GEMM rate for their prefill.
-void BM_ProjectionGemm(benchmark::State& state) {
+void BM_ProjectionGemm(benchmark::State& state, int threads) {
   const index_t T = state.range(0), in = 1024, out = 2816;
   Array<float, 2> w(Shape<2>{out, in}), x(Shape<2>{T, in}), y(Shape<2>{T, out});
   std::mt19937_64 rng(kSeed);
@@ -140,16 +158,31 @@ void BM_ProjectionGemm(benchmark::State& state) {
   fill_normal(std::span<float>(x.vector()), rng);
   const nn::Linear lin = nn::Linear::from_array(w);
   for (auto _ : state) {
-    lin.forward(x.cview(), y.view(), Threads{kThreads});
+    lin.forward(x.cview(), y.view(), Threads{threads});
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOPS"] = giga_rate(2.0 * static_cast<double>(T * in * out));
 }
-BENCHMARK(BM_ProjectionGemm)->ArgName("T")->Arg(2048)->Apply(defaults)->Unit(benchmark::kMillisecond);
+
+void register_bounds(int threads) {
+  const std::string t = "/threads:" + std::to_string(threads);
+  benchmark::RegisterBenchmark(("BM_StreamRead" + t).c_str(), BM_StreamRead, threads)
+      ->Apply(defaults)
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(20);
+  benchmark::RegisterBenchmark(("BM_ProjectionGemm/T:2048" + t).c_str(), BM_ProjectionGemm, threads)
+      ->Arg(2048)
+      ->Apply(defaults)
+      ->Unit(benchmark::kMillisecond);
+}
 
 void register_models() {
+  const auto counts = thread_counts();
   const char* root = std::getenv("LINATTN_BENCH_MODELS");
-  if (!root) return;
+  if (!root) {
+    for (int t : counts) register_bounds(t);
+    return;
+  }
   std::vector<std::filesystem::path> dirs;
   for (const auto& e : std::filesystem::directory_iterator(root))
     if (std::filesystem::exists(e.path() / "config.json")) dirs.push_back(e.path());
@@ -158,18 +191,27 @@ void register_models() {
     const auto type = io::Checkpoint(dir).require<std::string>("model_type");
     const std::string name = dir.filename().string();
     const bool ternary = type == "hgrn_bit";
-    const index_t prompt = ternary ? 512 : 2048;
-    for (bool dense : ternary ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
+    const char* prompt_env = std::getenv("LINATTN_BENCH_PROMPT");
+    const index_t prompt = prompt_env ? std::max(1, std::atoi(prompt_env)) : ternary ? 512 : 2048;
+    const bool with_dense = ternary && env_flag("LINATTN_BENCH_DENSE", true);
+    for (bool dense : with_dense ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
       const std::string label = name + (dense ? ":dense" : "");
-      benchmark::RegisterBenchmark(("BM_Prefill/" + label + "/prompt:" + std::to_string(prompt)).c_str(), BM_Prefill, dir,
-                                   dense, prompt)
-          ->Apply(defaults)
-          ->Unit(benchmark::kMillisecond)
-          ->Iterations(1);
-      benchmark::RegisterBenchmark(("BM_Decode/" + label).c_str(), BM_Decode, dir, dense)
-          ->Apply(defaults)
-          ->Unit(benchmark::kMillisecond)
-          ->MinTime(2.0);
+      // Every thread count of one model back to back, bounds first: one load per model, and the
+      // bounds measured right before the runs judged against them.
+      for (int t : counts) {
+        const std::string threads = "/threads:" + std::to_string(t);
+        if (!dense && dir == dirs.front()) register_bounds(t);
+        if (env_flag("LINATTN_BENCH_PREFILL", true))
+          benchmark::RegisterBenchmark(("BM_Prefill/" + label + "/prompt:" + std::to_string(prompt) + threads).c_str(),
+                                       BM_Prefill, dir, dense, prompt, t)
+              ->Apply(defaults)
+              ->Unit(benchmark::kMillisecond)
+              ->Iterations(1);
+        benchmark::RegisterBenchmark(("BM_Decode/" + label + threads).c_str(), BM_Decode, dir, dense, t)
+            ->Apply(defaults)
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(2.0);
+      }
     }
   }
 }

@@ -12,8 +12,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <span>
+#include <string>
+#include <vector>
 
 namespace linattn_bench {
 
@@ -51,5 +54,19 @@ void fill_gla_gates(std::span<T> x, std::mt19937_64& rng, double normaliser = 16
 // --benchmark_repetitions=3, aggregates only on the console), so that a caller can override
 // them: a per-benchmark MinTime()/Repetitions() would take precedence over the flags.
 inline void defaults(benchmark::internal::Benchmark* b) { b->UseRealTime(); }
+
+// LINATTN_BENCH_THREADS="1,2,4" → {1, 2, 4}: the thread counts of a scaling sweep (empty when unset).
+inline std::vector<int> thread_list_from_env() {
+  std::vector<int> counts;
+  const char* env = std::getenv("LINATTN_BENCH_THREADS");
+  if (!env) return counts;
+  const std::string s(env);
+  for (std::size_t pos = 0; pos < s.size();) {
+    const std::size_t end = std::min(s.find(',', pos), s.size());
+    counts.push_back(std::max(1, std::atoi(s.substr(pos, end - pos).c_str())));
+    pos = end + 1;
+  }
+  return counts;
+}
 
 }  // namespace linattn_bench

@@ -1,103 +1,354 @@
-// Threading: parallel loops over independent work items with OpenMP when the compiler
-// has it, serially otherwise.
+// Threading: one process-wide team of worker threads that every parallel loop of the library
+// runs on, and the rule that turns a requested thread count into a team size.
 //
-// Kernels parallelise over (sequence, head). Inside a worker, Eigen must not start threads
-// of its own (that would oversubscribe the cores): each worker sets its own nested OpenMP
-// thread count to 1, which is what Eigen::nbThreads() reads, without touching any global.
+// Why not one OpenMP region per call: a MatMul-free decode token makes ~200 small parallel
+// calls with serial stages between them. Each OpenMP region forks, statically splits and joins,
+// so every call waits at its barrier for the slowest worker — and a worker the OS has not
+// scheduled (a busy machine) stalls the call for a whole time slice: decode fell from 307 to
+// 5.5 tokens/s under one compile. The team here is built for that pattern:
+//   - workers live as long as the process and spin between calls (~50 µs, longer inside a
+//     TeamScope, i.e. a whole model step), so a call costs a store and a few cache misses, no
+//     system call;
+//   - work items are claimed from an atomic counter, and the caller claims too: a worker that
+//     is not running never holds a call up — the caller finishes its share of items and returns
+//     without waiting for workers that never started; it waits only for workers that are mid-item;
+//   - idle workers sleep on a futex (std::atomic::wait), so a quiet process costs nothing.
+//
+// Results never depend on which thread runs an item, so every kernel gives bit-identical
+// results at any thread count with the same split (the splits themselves depend only on the
+// requested count and the shapes).
+//
+// Threads{0} means every core this process may run on (its CPU affinity mask); a count above
+// that is clamped to it — more threads than cores only adds time-slicing — and detail::
+// resolve_threads reports the clamp to callers that want to say so (the CLI does).
+//
+// Inside a worker, Eigen must not start threads of its own: with OpenMP enabled, each worker
+// (and the caller while it runs items) sets its own OpenMP thread count to 1, which is what
+// Eigen::nbThreads() reads, without touching any global.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
+#include <type_traits>
+#include <thread>
+#include <vector>
 
 #include "linattn/core/tensor.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__linux__)
+#include <sched.h>
+#endif
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace linattn {
 
-// Threads a kernel may use; 0 means "what OpenMP would use by default".
+// Threads a kernel or model step may use; 0 means every core the process may run on.
 struct Threads {
   int count = 0;
 };
 
-inline int max_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
+// Cores this process may run on: its CPU affinity mask on Linux (what taskset, cgroups and
+// container CPU sets give it), std::thread::hardware_concurrency() elsewhere; at least 1.
+inline int hardware_threads() {
+  static const int n = [] {
+#if defined(__linux__)
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+      const int c = CPU_COUNT(&set);
+      if (c > 0) return c;
+    }
 #endif
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }();
+  return n;
 }
+
+// The thread count Threads{0} resolves to.
+inline int max_threads() { return hardware_threads(); }
 
 namespace detail {
 
-inline int resolve_threads(Threads t, index_t work_items) {
-  int n = t.count > 0 ? t.count : max_threads();
-  if (work_items < n) n = static_cast<int>(std::max<index_t>(work_items, 1));
-  return std::max(n, 1);
+// The team size for a request: 0 → all cores; above the cores → the cores (the documented
+// clamp); never more than the work items; at least 1.
+inline int clamp_threads(Threads t) {
+  const int cores = hardware_threads();
+  return t.count <= 0 ? cores : std::min(t.count, cores);
 }
 
-// A decode step touches each state element once (a few ns per thousand elements); waking a
-// second thread costs more than it saves below about 128K state elements. Measured (Zen 5,
-// fp32, B=1, H=4, K=V=128 = 64K elements): 1 thread 4.3 us, 2 threads 6.2 us per step.
+inline int resolve_threads(Threads t, index_t work_items) {
+  const int n = clamp_threads(t);
+  return static_cast<int>(std::clamp<index_t>(work_items, 1, n));
+}
+
+// A decode step touches each state element once (a few ns per thousand elements); sharing it
+// costs more than it saves below about 128K state elements a thread. Measured (Zen 5, fp32,
+// B=1, H=4, K=V=128 = 64K elements): 1 thread 4.3 us, 2 threads 6.2 us per step (OpenMP fork);
+// on the persistent team 1 thread stays ahead up to this size as well.
 inline constexpr index_t kMinStepElementsPerThread = index_t(1) << 17;
 
 inline Threads step_threads(Threads requested, index_t state_elements) {
   const index_t useful = std::max<index_t>(1, state_elements / kMinStepElementsPerThread);
-  const int n = requested.count > 0 ? requested.count : max_threads();
-  return Threads{static_cast<int>(std::min<index_t>(n, useful))};
+  return Threads{static_cast<int>(std::min<index_t>(clamp_threads(requested), useful))};
 }
 
-// Runs fn(i) for i in [0, n). Exceptions thrown by fn are rethrown on the caller's thread.
+// The least work worth a thread of its own in the projections: below it a stage runs on fewer
+// threads (one, for the tiny models) and never wakes the rest. A parallel call on the hot team
+// costs about 1 µs end to end (2-vCPU Zen 5); 32K dense multiply-adds stream 128 KB of fp32
+// weights (~4 µs on one core) and 128K ternary ones 32 KB of 2-bit codes (~1.5 µs).
+inline constexpr index_t kMinDenseMacsPerThread = index_t(1) << 15;
+inline constexpr index_t kMinTernaryMacsPerThread = index_t(1) << 17;
+
+// Threads worth using for `macs` multiply-adds of `min_per_thread` each, at most the request.
+inline Threads work_threads(Threads requested, index_t macs, index_t min_per_thread) {
+  const index_t useful = std::max<index_t>(1, macs / std::max<index_t>(min_per_thread, 1));
+  return Threads{static_cast<int>(std::min<index_t>(clamp_threads(requested), useful))};
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 #if defined(_OPENMP)
 // Limits nested OpenMP regions started from this thread (Eigen's GEMM) to one thread for the
 // guard's lifetime; restores the previous setting even when the work throws.
 class SingleThreadedNesting {
  public:
-  SingleThreadedNesting() : previous_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~SingleThreadedNesting() { omp_set_num_threads(previous_); }
+  SingleThreadedNesting() : previous_(omp_get_max_threads()) {
+    if (previous_ != 1) omp_set_num_threads(1);
+  }
+  ~SingleThreadedNesting() {
+    if (previous_ != 1) omp_set_num_threads(previous_);
+  }
   SingleThreadedNesting(const SingleThreadedNesting&) = delete;
   SingleThreadedNesting& operator=(const SingleThreadedNesting&) = delete;
 
  private:
   int previous_;
 };
+#else
+struct SingleThreadedNesting {};
 #endif
 
-template <class Fn>
-void parallel_for(index_t n, Threads threads, Fn&& fn) {
-  const int nt = resolve_threads(threads, n);
-#if defined(_OPENMP)
-  if (nt == 1) {
-    // No parallel region at all: opening one costs about a microsecond, which is a third of
-    // a whole decode step at K = V = 64.
-    SingleThreadedNesting guard;
-    for (index_t i = 0; i < n; ++i) fn(i);
-    return;
+// The process-wide team: hardware_threads() − 1 workers plus whichever thread calls run().
+class ThreadPool {
+ public:
+  // How long an idle worker spins before it sleeps, and how long a held (TeamScope) worker
+  // spins before it starts yielding its core between checks. Measured on the 2-vCPU Zen 5:
+  // the serial stages between two parallel calls of a decode step last 1–20 µs, so 50 µs
+  // keeps the team hot through a step without holding cores long after it.
+  static constexpr std::chrono::microseconds kSpin{50};
+
+  static ThreadPool& instance() {
+    static ThreadPool pool(hardware_threads() - 1);
+    return pool;
   }
-  std::exception_ptr error;
-  std::mutex error_mutex;
-#pragma omp parallel num_threads(nt)
-  {
-    omp_set_num_threads(1);  // nested regions (Eigen's GEMM) stay on this worker
-#pragma omp for schedule(dynamic, 1)
-    for (index_t i = 0; i < n; ++i) {
+
+  ~ThreadPool() {
+    stop_.store(true);
+    epoch_.fetch_add(1);
+    for (auto& w : slots_) {
+      w->wake.fetch_add(1);
+      w->wake.notify_one();
+    }
+    for (auto& t : threads_) t.join();
+  }
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int workers() const { return static_cast<int>(threads_.size()); }
+
+  // Runs fn(i) for i in [0, n) on `team` threads (the caller and team − 1 workers). Returns
+  // false without running anything when the team is in use (a nested call, or another thread
+  // of the program in a parallel call): the caller then runs the items itself.
+  template <class Fn>
+  bool run(index_t n, int team, Fn& fn) {
+    if (busy_.test_and_set(std::memory_order_acquire)) return false;
+    struct Release {
+      std::atomic_flag& f;
+      ~Release() { f.clear(std::memory_order_release); }
+    } release{busy_};
+    team = std::min(team, workers() + 1);
+    job_.call = [](void* f, index_t i) { (*static_cast<Fn*>(f))(i); };
+    job_.fn = const_cast<void*>(static_cast<const void*>(std::addressof(fn)));
+    job_.n = n;
+    job_.team = team;
+    job_.next.store(0, std::memory_order_relaxed);
+    job_.error = nullptr;
+    closed_.store(false);  // seq_cst: publishes the job's fields to a worker that reads it open
+    epoch_.fetch_add(1);
+    for (int w = 0; w + 1 < team; ++w) {  // wake the team's sleepers only
+      Slot& s = *slots_[static_cast<std::size_t>(w)];
+      if (s.sleeping.load()) {
+        s.wake.fetch_add(1);
+        s.wake.notify_one();
+      }
+    }
+    {
+      SingleThreadedNesting nesting;
+      work();
+    }
+    // Every item is claimed: close the job, then wait for the workers still inside it. A
+    // worker that joins after this sees it closed and leaves without touching fn.
+    closed_.store(true);
+    wait_until([&] { return users_.load() == 0; });
+    if (job_.error) std::rethrow_exception(job_.error);
+    return true;
+  }
+
+  // While held (a TeamScope is open), idle workers keep spinning instead of sleeping.
+  void hold() { holds_.fetch_add(1, std::memory_order_relaxed); }
+  void unhold() { holds_.fetch_sub(1, std::memory_order_relaxed); }
+
+ private:
+  struct alignas(64) Slot {
+    std::atomic<std::uint32_t> wake{0};
+    std::atomic<bool> sleeping{false};
+  };
+  struct Job {
+    void (*call)(void*, index_t) = nullptr;
+    void* fn = nullptr;
+    index_t n = 0;
+    int team = 1;
+    alignas(64) std::atomic<index_t> next{0};
+    std::exception_ptr error;
+    std::mutex error_mutex;
+  };
+
+  explicit ThreadPool(int workers) {
+    for (int w = 0; w < std::max(workers, 0); ++w) slots_.push_back(std::make_unique<Slot>());
+    for (int w = 0; w < std::max(workers, 0); ++w) threads_.emplace_back([this, w] { worker(w); });
+  }
+
+  // Claims and runs items until none is left; the first exception is kept for the caller.
+  void work() {
+    for (;;) {
+      const index_t i = job_.next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= job_.n) return;
       try {
-        fn(i);
+        job_.call(job_.fn, i);
       } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
+        std::lock_guard<std::mutex> lock(job_.error_mutex);
+        if (!job_.error) job_.error = std::current_exception();
       }
     }
   }
-  if (error) std::rethrow_exception(error);
-#else
-  (void)nt;
-  for (index_t i = 0; i < n; ++i) fn(i);
+
+  // Spins on cond, then yields the core between checks (a descheduled thread we wait for
+  // needs it more than we do).
+  template <class Cond>
+  static void wait_until(const Cond& cond) {
+    const auto start = std::chrono::steady_clock::now();
+    for (unsigned k = 0; !cond(); ++k) {
+      cpu_relax();
+      if ((k & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin) std::this_thread::yield();
+    }
+  }
+
+  void worker(int w) {
+#if defined(_OPENMP)
+    omp_set_num_threads(1);  // this thread's nested regions (Eigen's GEMM) stay on it
 #endif
+    Slot& slot = *slots_[static_cast<std::size_t>(w)];
+    std::uint64_t seen = epoch_.load();
+    for (;;) {
+      auto start = std::chrono::steady_clock::now();
+      for (unsigned k = 0; epoch_.load(std::memory_order_relaxed) == seen; ++k) {
+        cpu_relax();
+        if ((k & 255) != 255 || std::chrono::steady_clock::now() - start < kSpin) continue;
+        if (holds_.load(std::memory_order_relaxed) > 0) {
+          std::this_thread::yield();
+          continue;
+        }
+        // Sleep until woken. The store to `sleeping` and the epoch check pair with run()'s
+        // epoch increment and `sleeping` check (both seq_cst): one of the two sees the other.
+        const std::uint32_t ticket = slot.wake.load();
+        slot.sleeping.store(true);
+        if (epoch_.load() == seen) slot.wake.wait(ticket);
+        slot.sleeping.store(false);
+        start = std::chrono::steady_clock::now();
+      }
+      if (stop_.load()) return;
+      seen = epoch_.load(std::memory_order_acquire);
+      // Join the job only while it is open; run() waits for users_ to drain after closing it.
+      users_.fetch_add(1);
+      if (!closed_.load() && w + 1 < job_.team) work();
+      users_.fetch_sub(1);
+    }
+  }
+
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<std::thread> threads_;
+  Job job_;
+  alignas(64) std::atomic<std::uint64_t> epoch_{0};
+  alignas(64) std::atomic<int> users_{0};
+  alignas(64) std::atomic<bool> closed_{true};
+  std::atomic<int> holds_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic_flag busy_ = ATOMIC_FLAG_INIT;
+};
+
+// Runs fn(i) for i in [0, n) on up to `threads` threads (resolve_threads). Exceptions thrown by
+// fn are rethrown on the caller's thread (the first one; the other items still run).
+template <class Fn>
+void parallel_for(index_t n, Threads threads, Fn&& fn) {
+  if (n <= 0) return;
+  const int nt = resolve_threads(threads, n);
+  if (nt > 1 && ThreadPool::instance().run(n, nt, fn)) return;
+  SingleThreadedNesting nesting;
+  for (index_t i = 0; i < n; ++i) fn(i);
 }
+
+// Rows [0, rows) in blocks of at least min_rows, at most a few blocks a thread: fn(r0, r1).
+// For elementwise stages (norms, gates, activations) between the projections of a model step,
+// which are too small to share at decode and too large to leave serial at prefill.
+template <class Fn>
+void parallel_rows(index_t rows, index_t min_rows, Threads threads, Fn&& fn) {
+  if (rows <= 0) return;
+  const int nt = resolve_threads(threads, rows / std::max<index_t>(min_rows, 1));
+  if (nt <= 1) {
+    fn(index_t(0), rows);
+    return;
+  }
+  const index_t per = std::max<index_t>(min_rows, (rows + 4 * nt - 1) / (4 * nt));
+  const index_t blocks = (rows + per - 1) / per;
+  parallel_for(blocks, Threads{nt}, [&](index_t b) { fn(b * per, std::min(rows, (b + 1) * per)); });
+}
+
+// Rows to give one item of an elementwise stage over rows of `cols` floats: about 16K elements
+// (a few µs of work, well above a parallel call's cost on the persistent team).
+inline index_t rows_for(index_t cols) { return std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(cols, 1)); }
+
+// Keeps the team's workers spinning (hot) for the scope's lifetime: a model's decode step or
+// prefill opens one, so its many parallel calls never wait for a worker to wake.
+class TeamScope {
+ public:
+  explicit TeamScope(Threads threads) : held_(clamp_threads(threads) > 1) {
+    if (held_) ThreadPool::instance().hold();
+  }
+  ~TeamScope() {
+    if (held_) ThreadPool::instance().unhold();
+  }
+  TeamScope(const TeamScope&) = delete;
+  TeamScope& operator=(const TeamScope&) = delete;
+
+ private:
+  bool held_;
+};
 
 }  // namespace detail
 }  // namespace linattn

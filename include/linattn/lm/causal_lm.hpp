@@ -52,9 +52,9 @@ struct BitLinearHead {
   std::size_t weight_bytes() const { return proj.weight_bytes(); }
   void forward(TensorView<const float, 2> x, TensorView<float, 2> logits, const RunOptions& run) const {
     if (run.arithmetic == nn::Arithmetic::integer)
-      proj.forward(x, logits);
+      proj.forward(x, logits, run.threads);
     else
-      proj.forward_reference(x, logits);
+      proj.forward_reference(x, logits, run.threads);
   }
 };
 
@@ -129,18 +129,18 @@ class CausalLM {
     const Block& b = blocks_.at(static_cast<std::size_t>(i));
     const index_t T = h.size(0), D = hidden_size();
     Array<float, 2> x(Shape<2>{T, D}), a(Shape<2>{T, D});
-    rms_norm(h, b.attn_norm, eps_, x.view());
+    rms_norm(h, b.attn_norm, eps_, x.view(), run.threads);
     b.attn.forward(x.cview(), a.view(), state, run);
-    add_into(h, a);
-    rms_norm(h, b.mlp_norm, eps_, x.view());
+    add_into(h, a, run.threads);
+    rms_norm(h, b.mlp_norm, eps_, x.view(), run.threads);
     b.mlp.forward(x.cview(), a.view(), run);
-    add_into(h, a);
+    add_into(h, a, run.threads);
   }
 
   // Final norm and head: h [N, D] → logits [N, vocab].
   void logits(TensorView<const float, 2> h, TensorView<float, 2> out, const RunOptions& run = {}) const {
     Array<float, 2> x(Shape<2>{h.size(0), hidden_size()});
-    rms_norm(h, final_norm_, eps_, x.view());
+    rms_norm(h, final_norm_, eps_, x.view(), run.threads);
     head_.forward(x.cview(), out, run);
   }
 
@@ -155,6 +155,8 @@ class CausalLM {
     linattn::detail::require(logits.size(0) == T || logits.size(0) == 1, where,
                              "logits must have T = " + std::to_string(T) + " rows or 1 (last position)");
     linattn::detail::check_shape(where, "logits", logits, {logits.size(0), vocab_size()});
+    // One hot worker team for the whole pass: its parallel calls never wait for a wake-up.
+    const linattn::detail::TeamScope team(run.threads);
     Array<float, 2> h(Shape<2>{T, D});
     embed(ids, h.view());
     for (index_t i = 0; i < num_layers(); ++i) block_forward(i, h.view(), cache.layers[static_cast<std::size_t>(i)], run);
@@ -173,30 +175,33 @@ class CausalLM {
     linattn::detail::require(N > 0 && caches.size() == ids.size(), where, "one cache per token required");
     linattn::detail::check_shape(where, "logits", logits, {N, vocab_size()});
     for (Cache* c : caches) check_cache(where, *c);
+    const linattn::detail::TeamScope team(run.threads);
     Array<float, 2> h(Shape<2>{N, D}), x(Shape<2>{N, D}), a(Shape<2>{N, D});
     embed(ids, h.view());
     std::vector<LayerState*> states(static_cast<std::size_t>(N));
     for (index_t i = 0; i < num_layers(); ++i) {
       const Block& b = blocks_[static_cast<std::size_t>(i)];
       for (index_t n = 0; n < N; ++n) states[static_cast<std::size_t>(n)] = &caches[n]->layers[static_cast<std::size_t>(i)];
-      rms_norm(h.cview(), b.attn_norm, eps_, x.view());
+      rms_norm(h.cview(), b.attn_norm, eps_, x.view(), run.threads);
       b.attn.step(x.cview(), a.view(), std::span<LayerState* const>(states), run);
-      add_into(h.view(), a);
-      rms_norm(h.cview(), b.mlp_norm, eps_, x.view());
+      add_into(h.view(), a, run.threads);
+      rms_norm(h.cview(), b.mlp_norm, eps_, x.view(), run.threads);
       b.mlp.forward(x.cview(), a.view(), run);
-      add_into(h.view(), a);
+      add_into(h.view(), a, run.threads);
     }
     for (Cache* c : caches) ++c->tokens;
     this->logits(h.cview(), logits, run);
   }
 
  private:
-  static void add_into(TensorView<float, 2> h, const Array<float, 2>& a) {
-    for (index_t t = 0; t < h.size(0); ++t) {
-      float* hr = h.ptr(t);
-      const float* ar = a.data() + t * a.size(1);
-      for (index_t j = 0; j < a.size(1); ++j) hr[j] += ar[j];
-    }
+  static void add_into(TensorView<float, 2> h, const Array<float, 2>& a, Threads threads) {
+    linattn::detail::parallel_rows(h.size(0), linattn::detail::rows_for(a.size(1)), threads, [&](index_t r0, index_t r1) {
+      for (index_t t = r0; t < r1; ++t) {
+        float* hr = h.ptr(t);
+        const float* ar = a.data() + t * a.size(1);
+        for (index_t j = 0; j < a.size(1); ++j) hr[j] += ar[j];
+      }
+    });
   }
   void check_cache(const char* where, const Cache& c) const {
     linattn::detail::require(c.layers.size() == blocks_.size(), where,

@@ -77,21 +77,28 @@ class BitLinear {
   void keep_dense_weights() { dense_ = std::make_shared<const Array<float, 2>>(weight_.dequantized()); }
 
   // x [N, in] → y [N, out] through the integer kernel. With a trace, also returns x̂, x_q, s_x.
+  // Threads: those the layer was built with (options().kernel), or the ones given.
   void forward(TensorView<const float, 2> x, TensorView<float, 2> y, BitLinearTrace* trace = nullptr) const {
+    forward(x, y, opt_.kernel.threads, trace);
+  }
+  void forward(TensorView<const float, 2> x, TensorView<float, 2> y, Threads threads,
+               BitLinearTrace* trace = nullptr) const {
     constexpr const char* where = "linattn::nn::BitLinear::forward";
     check(where, x, y);
     const index_t N = x.size(0);
+    ternary::Options kernel = opt_.kernel;
+    kernel.threads = threads;
     Array<float, 2> local;
     Array<float, 2>& xn = trace ? trace->x_norm : local;
     xn = Array<float, 2>(Shape<2>{N, in_features()});
-    ternary::rms_norm(x, norm_weight_, opt_.eps, xn.view());
+    ternary::rms_norm(x, norm_weight_, opt_.eps, xn.view(), threads);
     if (!trace) {
-      ternary::linear(weight_, xn.cview(), y, opt_.kernel);
+      ternary::linear(weight_, xn.cview(), y, kernel);
       return;
     }
     quantize(*trace);
     Array<std::int32_t, 2> acc(Shape<2>{N, out_features()});
-    ternary::matmul(weight_, trace->act_codes.cview(), acc.view(), opt_.kernel);
+    ternary::matmul(weight_, trace->act_codes.cview(), acc.view(), kernel);
     for (index_t n = 0; n < N; ++n) {  // as ternary::linear: one float multiply per output
       const float factor = weight_.gamma() / trace->act_scale[static_cast<std::size_t>(n)];
       for (index_t o = 0; o < out_features(); ++o) y(n, o) = static_cast<float>(acc(n, o)) * factor;
@@ -106,6 +113,10 @@ class BitLinear {
 
   // The float path: y = (x_q / s_x) · (γ·W_q)ᵀ with Eigen, from the same x̂, x_q, s_x.
   void forward_reference(TensorView<const float, 2> x, TensorView<float, 2> y, BitLinearTrace* trace = nullptr) const {
+    forward_reference(x, y, opt_.kernel.threads, trace);
+  }
+  void forward_reference(TensorView<const float, 2> x, TensorView<float, 2> y, Threads threads,
+                         BitLinearTrace* trace = nullptr) const {
     constexpr const char* where = "linattn::nn::BitLinear::forward_reference";
     check(where, x, y);
     const index_t N = x.size(0), in = in_features(), out = out_features();
@@ -121,7 +132,7 @@ class BitLinear {
     std::shared_ptr<const Array<float, 2>> wd = dense_;  // [out, in] γ·W_q
     if (!wd) wd = std::make_shared<const Array<float, 2>>(weight_.dequantized());
     (void)out;
-    detail::dense_matmul(xd.cview(), wd->cview(), y, opt_.kernel.threads);
+    detail::dense_matmul(xd.cview(), wd->cview(), y, threads);
   }
 
  private:

@@ -113,13 +113,14 @@ class GLAAttention {
     for (std::size_t n = 0; n < states.size(); ++n) caches[n] = &states[n]->conv;
     Inputs in = inputs(x, caches, run);
     Array<float, 2> o(Shape<2>{N, H * V});
+    // One sequence: its heads split over the threads; several: the sequences do.
     gla::StepOptions opt;
-    opt.threads = run.threads;
-    for (index_t n = 0; n < N; ++n) {
+    opt.threads = N == 1 ? run.threads : Threads{1};
+    linattn::detail::parallel_for(N, linattn::detail::step_threads(run.threads, N * H * K * V), [&](index_t n) {
       const TensorView<const float, 3> q3(in.q.view().ptr(n), {1, H, K}), k3(in.k.view().ptr(n), {1, H, K}),
           v3(in.v.view().ptr(n), {1, H, V}), g3(in.gk.view().ptr(n), {1, H, K});
       gla::step<float>(q3, k3, v3, g3, TensorView<float, 3>(o.view().ptr(n), {1, H, V}), states[n]->recurrent, opt);
-    }
+    });
     output(o, in.g, out, run);
   }
 
@@ -143,12 +144,16 @@ class GLAAttention {
       g = Array<float, 2>(Shape<2>{R, w_.g_proj.out_features()});
       w_.g_proj.forward(x, g.view(), run.threads);
     }
-    for (float& e : gk.vector()) {
-      e = logsigmoid(e) / c_.gate_logit_normalizer;
-      if (c_.clamp_min) e = std::max(e, *c_.clamp_min);
-    }
-    activate(c_.feature_map, p.q.data(), p.q.numel());
-    activate(c_.feature_map, p.k.data(), p.k.numel());
+    const index_t gk_cols = gk.size(1), qk_cols = p.q.size(1), kk_cols = p.k.size(1);
+    linattn::detail::parallel_rows(R, linattn::detail::rows_for(gk_cols + qk_cols + kk_cols), run.threads,
+                                   [&](index_t r0, index_t r1) {
+                                     for (float* e = gk.data() + r0 * gk_cols; e != gk.data() + r1 * gk_cols; ++e) {
+                                       *e = logsigmoid(*e) / c_.gate_logit_normalizer;
+                                       if (c_.clamp_min) *e = std::max(*e, *c_.clamp_min);
+                                     }
+                                     activate(c_.feature_map, p.q.data() + r0 * qk_cols, (r1 - r0) * qk_cols);
+                                     activate(c_.feature_map, p.k.data() + r0 * kk_cols, (r1 - r0) * kk_cols);
+                                   });
     if (H == Hkv) return {std::move(p.q), std::move(p.k), std::move(p.v), std::move(gk), std::move(g)};
     // The GLA op has one head count, so the kv heads are repeated: query head h reads kv head h/G.
     const index_t G = H / Hkv;
@@ -166,12 +171,13 @@ class GLAAttention {
   void output(Array<float, 2>& o, Array<float, 2>& g, TensorView<float, 2> out, const RunOptions& run) const {
     const index_t R = o.size(0), H = c_.num_heads, V = c_.head_v_dim;
     const TensorView<float, 2> heads(o.data(), {R * H, V});
-    rms_norm(heads, w_.g_norm, c_.norm_eps, heads);
-    if (c_.use_output_gate) {
-      linattn::detail::silu_inplace(g.data(), g.numel());
-      float* op = o.data();
-      for (index_t j = 0; j < R * H * V; ++j) op[j] *= g.data()[j];
-    }
+    rms_norm(heads, w_.g_norm, c_.norm_eps, heads, run.threads);
+    if (c_.use_output_gate)
+      linattn::detail::parallel_rows(R, linattn::detail::rows_for(H * V), run.threads, [&](index_t r0, index_t r1) {
+        linattn::detail::silu_inplace(g.data() + r0 * H * V, (r1 - r0) * H * V);
+        float* op = o.data();
+        for (index_t j = r0 * H * V; j < r1 * H * V; ++j) op[j] *= g.data()[j];
+      });
     w_.o_proj.forward(o.cview(), out, run.threads);
   }
 

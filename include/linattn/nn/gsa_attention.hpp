@@ -115,14 +115,15 @@ class GSAAttention {
     for (std::size_t n = 0; n < states.size(); ++n) caches[n] = &states[n]->conv;
     Inputs in = inputs(x, caches, run);
     Array<float, 2> o(Shape<2>{N, H * V});
+    // One sequence: its heads split over the threads; several: the sequences do.
     gsa::StepOptions opt;
     opt.scale = 1.0;
-    opt.threads = run.threads;
-    for (index_t n = 0; n < N; ++n) {
+    opt.threads = N == 1 ? run.threads : Threads{1};
+    linattn::detail::parallel_for(N, linattn::detail::step_threads(run.threads, N * Hkv * (K + V) * M), [&](index_t n) {
       const TensorView<const float, 3> q3(in.q.view().ptr(n), {1, H, K}), k3(in.k.view().ptr(n), {1, Hkv, K}),
           v3(in.v.view().ptr(n), {1, Hkv, V}), s3(in.s.view().ptr(n), {1, Hkv, M}), g3(in.f.view().ptr(n), {1, Hkv, M});
       gsa::step<float>(q3, k3, v3, s3, g3, TensorView<float, 3>(o.view().ptr(n), {1, H, V}), states[n]->recurrent, opt);
-    }
+    });
     output(o, out, run);
   }
 
@@ -132,11 +133,18 @@ class GSAAttention {
     Array<float, 2> f, s;     // log decay f and slot write s = 1 − e^f, [R, Hkv·M]
   };
 
+  // activate() over the rows of a [R, C], split over the threads at prefill.
+  static void activate_rows(Activation act, Array<float, 2>& a, Threads threads) {
+    const index_t C = a.size(1);
+    linattn::detail::parallel_rows(a.size(0), linattn::detail::rows_for(C), threads,
+                                   [&](index_t r0, index_t r1) { activate(act, a.data() + r0 * C, (r1 - r0) * C); });
+  }
+
   void feature_map(Array<float, 2>& a, const RunOptions& run) const {
     switch (c_.feature_map) {
       case GSAFeatureMap::none: return;
-      case GSAFeatureMap::swish: activate(Activation::silu, a.data(), a.numel()); return;
-      case GSAFeatureMap::relu: activate(Activation::relu, a.data(), a.numel()); return;
+      case GSAFeatureMap::swish: activate_rows(Activation::silu, a, run.threads); return;
+      case GSAFeatureMap::relu: activate_rows(Activation::relu, a, run.threads); return;
       case GSAFeatureMap::t2r: {  // relu(Linear_{K→K}) on every head
         const index_t K = c_.head_k_dim, rows = a.numel() / K;
         Array<float, 2> y(a.shape());
@@ -157,19 +165,22 @@ class GSAAttention {
     w_.f_proj.forward(x, in.f.view(), run.threads);
     feature_map(in.q, run);
     feature_map(in.k, run);
-    activate(Activation::silu, in.v.data(), in.v.numel());
+    activate_rows(Activation::silu, in.v, run.threads);
     float* f = in.f.data();
     float* s = in.s.data();
-    for (index_t j = 0; j < in.f.numel(); ++j) {
-      f[j] = logsigmoid(f[j]) / c_.gate_logit_normalizer;
-      s[j] = -std::expm1(f[j]);  // 1 − e^f without cancellation for f near 0
-    }
+    const index_t F = in.f.size(1);
+    linattn::detail::parallel_rows(in.f.size(0), linattn::detail::rows_for(4 * F), run.threads, [&](index_t r0, index_t r1) {
+      for (index_t j = r0 * F; j < r1 * F; ++j) {
+        f[j] = logsigmoid(f[j]) / c_.gate_logit_normalizer;
+        s[j] = -std::expm1(f[j]);  // 1 − e^f without cancellation for f near 0
+      }
+    });
     return in;
   }
 
   void output(Array<float, 2>& o, TensorView<float, 2> out, const RunOptions& run) const {
-    activate(Activation::silu, o.data(), o.numel());
-    rms_norm(o.cview(), w_.g_norm, kGSAOutputNormEps, o.view());
+    activate_rows(Activation::silu, o, run.threads);
+    rms_norm(o.cview(), w_.g_norm, kGSAOutputNormEps, o.view(), run.threads);
     w_.o_proj.forward(o.cview(), out, run.threads);
   }
 

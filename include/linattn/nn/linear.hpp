@@ -33,7 +33,8 @@ inline void dense_matmul(TensorView<const float, 2> x, TensorView<const float, 2
   using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Stride = Eigen::OuterStride<>;
   const index_t N = x.size(0), in = x.size(1), out = w.size(0);
-  const int nt = linattn::detail::resolve_threads(threads, std::max<index_t>(1, out / kLinearRowAlign));
+  const Threads useful = linattn::detail::work_threads(threads, N * in * out, linattn::detail::kMinDenseMacsPerThread);
+  const int nt = linattn::detail::resolve_threads(useful, std::max<index_t>(1, out / kLinearRowAlign));
   const index_t per = (out + nt - 1) / nt;
   const index_t block = std::max<index_t>(kLinearRowAlign, (per + kLinearRowAlign - 1) / kLinearRowAlign * kLinearRowAlign);
   const index_t blocks = (out + block - 1) / block;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -78,14 +79,14 @@ class MLGRU {
     for (BitLinear* p : {&i_, &f_, &g_, &o_}) p->keep_dense_weights();
   }
 
-  // As a token mixer of lm::CausalLM: the state of one sequence is h [1, E]. The BitLinear
-  // kernels use the thread count they were built with; run.threads does not apply.
+  // As a token mixer of lm::CausalLM: the state of one sequence is h [1, E]. run.threads is
+  // the thread count of every projection and elementwise stage.
   using State = hgrn::State<float>;
   State initial_state() const { return State(Shape<2>{1, expanded_size()}); }
   void forward(TensorView<const float, 2> x, TensorView<float, 2> out, State& state, const RunOptions& run) const {
     forward(TensorView<const float, 3>(x.data(), {1, x.size(0), x.size(1)}, {x.numel(), x.stride(0), x.stride(1)}),
             TensorView<float, 3>(out.data(), {1, out.size(0), out.size(1)}, {out.numel(), out.stride(0), out.stride(1)}),
-            &state, run.arithmetic);
+            &state, run.arithmetic, run.threads);
   }
   // One token of N sequences: the states are gathered into one [N, E] batch and scattered back.
   void step(TensorView<const float, 2> x, TensorView<float, 2> out, std::span<State* const> states,
@@ -101,14 +102,15 @@ class MLGRU {
     }
     forward(TensorView<const float, 3>(x.data(), {N, 1, x.size(1)}, {x.stride(0), x.size(1), x.stride(1)}),
             TensorView<float, 3>(out.data(), {N, 1, out.size(1)}, {out.stride(0), out.size(1), out.stride(1)}), &batch,
-            run.arithmetic);
+            run.arithmetic, run.threads);
     for (index_t n = 0; n < N; ++n) std::copy_n(batch.data() + n * E, E, states[n]->data());
   }
 
   // x, out [B, T, D] (contiguous); state [B, E]: the state before the first token (zeros if
   // null) and, when given, overwritten with the state after the last. T = 1 is a decode step.
+  // threads: the projections and elementwise stages (default: those the BitLinears were built with).
   void forward(TensorView<const float, 3> x, TensorView<float, 3> out, hgrn::State<float>* state = nullptr,
-               Arithmetic arithmetic = Arithmetic::integer) const {
+               Arithmetic arithmetic = Arithmetic::integer, std::optional<Threads> threads = std::nullopt) const {
     constexpr const char* where = "linattn::nn::MLGRU::forward";
     const index_t B = x.size(0), T = x.size(1), D = hidden_size(), E = expanded_size();
     linattn::detail::check_shape(where, "x", x, {-1, -1, D});
@@ -121,37 +123,46 @@ class MLGRU {
       *state = hgrn::State<float>(Shape<2>{B, E});
     }
     const index_t rows = B * T;
+    const Threads nt = threads.value_or(i_.options().kernel.threads);
+    const index_t block = linattn::detail::rows_for(E);
     const TensorView<const float, 2> x2(x.data(), {rows, D});
     Array<float, 2> i({rows, E}), f({rows, E}), g({rows, E});
-    project(i_, x2, i.view(), arithmetic);
-    project(f_, x2, f.view(), arithmetic);
-    project(g_, x2, g.view(), arithmetic);
-    linattn::detail::sigmoid_inplace(f.data(), f.numel());
-    linattn::detail::silu_inplace(i.data(), i.numel());
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t e = 0; e < E; ++e) {
-        float fe = f(r, e);
-        if (!lower_bound_.empty()) fe = lower_bound_[e] + (1.0f - lower_bound_[e]) * fe;
-        f(r, e) = fe;
-        i(r, e) *= 1.0f - fe;
-      }
+    project(i_, x2, i.view(), arithmetic, nt);
+    project(f_, x2, f.view(), arithmetic, nt);
+    project(g_, x2, g.view(), arithmetic, nt);
+    linattn::detail::parallel_rows(rows, block, nt, [&](index_t r0, index_t r1) {
+      linattn::detail::sigmoid_inplace(f.data() + r0 * E, (r1 - r0) * E);
+      linattn::detail::silu_inplace(i.data() + r0 * E, (r1 - r0) * E);
+      for (index_t r = r0; r < r1; ++r)
+        for (index_t e = 0; e < E; ++e) {
+          float fe = f(r, e);
+          if (!lower_bound_.empty()) fe = lower_bound_[e] + (1.0f - lower_bound_[e]) * fe;
+          f(r, e) = fe;
+          i(r, e) *= 1.0f - fe;
+        }
+    });
     Array<float, 3> h({B, T, E});
+    hgrn::Options ropt;
+    ropt.threads = linattn::detail::step_threads(nt, rows * E);
     hgrn::recurrent<float>(TensorView<const float, 3>(i.data(), {B, T, E}),
                            hgrn::linear_gates<float>(TensorView<const float, 3>(f.data(), {B, T, E})), h.view(), state,
-                           state);
+                           state, ropt);
     Array<float, 2> y({rows, E});
-    rms_norm(g.cview(), g_norm_, eps_, y.view());
-    linattn::detail::silu_inplace(h.data(), h.numel());
-    for (index_t j = 0; j < rows * E; ++j) y.data()[j] *= h.data()[j];
-    project(o_, y.cview(), TensorView<float, 2>(out.data(), {rows, D}), arithmetic);
+    rms_norm(g.cview(), g_norm_, eps_, y.view(), nt);
+    linattn::detail::parallel_rows(rows, block, nt, [&](index_t r0, index_t r1) {
+      linattn::detail::silu_inplace(h.data() + r0 * E, (r1 - r0) * E);
+      for (index_t j = r0 * E; j < r1 * E; ++j) y.data()[j] *= h.data()[j];
+    });
+    project(o_, y.cview(), TensorView<float, 2>(out.data(), {rows, D}), arithmetic, nt);
   }
 
  private:
-  static void project(const BitLinear& p, TensorView<const float, 2> x, TensorView<float, 2> y, Arithmetic a) {
+  static void project(const BitLinear& p, TensorView<const float, 2> x, TensorView<float, 2> y, Arithmetic a,
+                      Threads threads) {
     if (a == Arithmetic::integer)
-      p.forward(x, y);
+      p.forward(x, y, threads);
     else
-      p.forward_reference(x, y);
+      p.forward_reference(x, y, threads);
   }
 
   BitLinear i_, f_, g_, o_;

@@ -78,7 +78,11 @@ void forward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorView
              const State<T>* initial_state, State<T>* final_state, const Options& opt) {
   using Acc = acc_t<T>;
   const char* where = form == Form::chunk ? "linattn::hgrn::chunk" : "linattn::hgrn::recurrent";
-  const auto [g, space] = gate_view<T>(gates);
+  // Not a structured binding: lambdas below capture g and space, which C++20 compilers
+  // before clang 16 reject for bindings.
+  const std::pair<TensorView<const T, 3>, GateSpace> gate_and_space = gate_view<T>(gates);
+  const TensorView<const T, 3> g = gate_and_space.first;
+  const GateSpace space = gate_and_space.second;
   linattn::detail::check_shape(where, "x", x, {-1, -1, -1});
   const index_t B = x.size(0), T_ = x.size(1), D = x.size(2);
   linattn::detail::check_shape(where, space == GateSpace::log ? "g" : "f", g, {B, T_, D});
@@ -151,7 +155,9 @@ void step(std::type_identity_t<TensorView<const T, 2>> x, const Gate2& gate, Ten
   using Acc = acc_t<T>;
   constexpr const char* where = "linattn::hgrn::step";
   // The gate of one token: LogGates/LinearGates of a [N, 1, D] view.
-  const auto [g3, space] = detail::gate_view<T>(gate);
+  const auto gate_and_space = detail::gate_view<T>(gate);  // no structured binding: captured below
+  const TensorView<const T, 3> g3 = gate_and_space.first;
+  const detail::GateSpace space = gate_and_space.second;
   linattn::detail::check_shape(where, "x", x, {-1, -1});
   const index_t N = x.size(0), D = x.size(1);
   linattn::detail::check_shape(where, space == detail::GateSpace::log ? "g" : "f", g3, {N, 1, D});

@@ -148,7 +148,9 @@ void run_rows(Backend b, const PackedWeights& w, const ActivationsView& x, index
 // Runs the kernel over all rows, split into items for the threads.
 template <class Out>
 void run(Backend b, const PackedWeights& w, const ActivationsView& x, Threads threads, const Out& out) {
-  const int nt = linattn::detail::resolve_threads(threads, w.rows());
+  const Threads useful =
+      linattn::detail::work_threads(threads, x.tokens * w.rows() * w.cols(), linattn::detail::kMinTernaryMacsPerThread);
+  const int nt = linattn::detail::resolve_threads(useful, w.rows());
   const index_t per = rows_per_item(w.rows(), nt);
   const index_t items = (w.rows() + per - 1) / per;
   linattn::detail::parallel_for(items, Threads{nt}, [&](index_t item) {
