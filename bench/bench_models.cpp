@@ -10,7 +10,8 @@
 // Environment: LINATTN_BENCH_THREADS, a comma-separated list of thread counts (default 2; each
 // benchmark runs once per count, bounds included, the model loaded once); LINATTN_BENCH_PROMPT,
 // the prefill prompt length (default 512 for MatMul-free models, 2048 for GLA/GSA);
-// LINATTN_BENCH_PREFILL=0 skips prefill, LINATTN_BENCH_DENSE=0 the ":dense" reference runs.
+// LINATTN_BENCH_PREFILL=0 skips prefill, LINATTN_BENCH_DENSE=0 the ":dense" reference runs,
+// LINATTN_BENCH_FORM=recurrent|chunk forces the prefill form (default: the layers' automatic choice).
 // <model> is the checkpoint folder name; MatMul-free models run twice: integer kernels and
 // ":dense" (the float reference path with dequantised fp32 weights).
 // Counters: tokens/s; weight_MB (bytes a decode step reads: block weights + lm_head);
@@ -66,8 +67,16 @@ Loaded& model_for(const std::filesystem::path& dir, bool dense) {
   return it->second;
 }
 
+// LINATTN_BENCH_FORM: the prefill form, auto (default), recurrent or chunk.
+nn::Form form_from_env() {
+  const char* v = std::getenv("LINATTN_BENCH_FORM");
+  const std::string f = v ? v : "auto";
+  return f == "recurrent" ? nn::Form::recurrent : f == "chunk" ? nn::Form::chunk : nn::Form::automatic;
+}
+
 nn::RunOptions run_options(bool dense, int threads) {
   nn::RunOptions run;
+  run.form = form_from_env();
   run.threads = Threads{threads};
   run.arithmetic = dense ? nn::Arithmetic::reference : nn::Arithmetic::integer;
   return run;

@@ -2,6 +2,8 @@
 // LINATTN_BENCH_THREADS lists thread counts ("1,2,4,8,16"); bench/scaling.sh runs them:
 //   BM_Scaling/gla_<form>/threads:n      GLA, B=2, H=16, K=V=128, T=4096 (B·H = 32)
 //   BM_Scaling/gsa_<form>/threads:n      GSA, same, M=64 slots
+//   BM_Scaling/gla340m_<form>/threads:n  GLA as in the 340M-class layer: B=1, H=4, K=128, V=256,
+//                                        T=2048 (4 heads for 16 threads: the value columns split)
 //   BM_Scaling/ternary2/threads:n        ternary::linear 2-bit, 128 tokens, 5632×2048
 //   BM_Scaling/eigen_gemm/threads:n      nn::Linear (Eigen), the same shape: the GEMM bound
 //   BM_Scaling/stream_read/threads:n     1 GiB streaming read: the bandwidth bound
@@ -64,6 +66,32 @@ void BM_Gla(benchmark::State& state, int form, int threads) {
     benchmark::DoNotOptimize(o.data());
   }
   state.counters["GFLOPS"] = giga_rate(4.0 * static_cast<double>(kK * kK * kH * kB * kT));
+}
+
+// One GLA layer of the 340M-class model: B=1, H=4, K=128, V=256, T=2048.
+void BM_Gla340m(benchmark::State& state, int form, int threads) {
+  constexpr index_t B = 1, H = 4, K = 128, V = 256, T = 2048;
+  static const auto make = [](index_t d, bool gate) {
+    Array<float, 4> a(Shape<4>{B, T, H, d});
+    std::mt19937_64 rng(kSeed + static_cast<std::uint64_t>(d) + (gate ? 1 : 0));
+    if (gate)
+      fill_gla_gates(span_of(a), rng);
+    else
+      fill_normal(span_of(a), rng);
+    return a;
+  };
+  static const Array<float, 4> q = make(K, false), k = make(K, false), v = make(V, false), g = make(K, true);
+  Array<float, 4> o(Shape<4>{B, T, H, V});
+  linattn::gla::State<float> fs(B, H, K, V);
+  linattn::gla::Options opt;
+  opt.threads = linattn::Threads{threads};
+  for (auto _ : state) {
+    if (form == 0) linattn::gla::recurrent<float>(q.view(), k.view(), v.view(), g.view(), o.view(), nullptr, &fs, opt);
+    if (form == 1) linattn::gla::chunk<float>(q.view(), k.view(), v.view(), g.view(), o.view(), nullptr, &fs, opt);
+    if (form == 2) linattn::gla::fused_chunk<float>(q.view(), k.view(), v.view(), g.view(), o.view(), nullptr, &fs, opt);
+    benchmark::DoNotOptimize(o.data());
+  }
+  state.counters["GFLOPS"] = giga_rate(4.0 * static_cast<double>(K * V * H * B * T));
 }
 
 void BM_Gsa(benchmark::State& state, int form, int threads) {
@@ -150,6 +178,7 @@ const bool registered = [] {
   add("ternary2", BM_Ternary);
   for (int f = 0; f < 3; ++f) add(std::string("gla_") + forms[f], BM_Gla, f);
   for (int f = 0; f < 3; ++f) add(std::string("gsa_") + forms[f], BM_Gsa, f);
+  for (int f = 0; f < 3; ++f) add(std::string("gla340m_") + forms[f], BM_Gla340m, f);
   return true;
 }();
 

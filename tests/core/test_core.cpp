@@ -1,8 +1,11 @@
 // core/: views, the vectorised exp, threading.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "linattn/core/math.hpp"
@@ -64,4 +67,57 @@ TEST_CASE("parallel_for visits every item once and rethrows worker exceptions", 
                                                       if (i == 7) throw std::runtime_error("item 7 failed");
                                                     }),
                       "item 7 failed");
+}
+
+TEST_CASE("The worker team: many back-to-back calls, sleeps and wake-ups, nesting, concurrent callers", "[core][threads]") {
+  const int all = linattn::max_threads();
+  // Thousands of short calls (the pattern of a decode step), each checked for completeness:
+  // a call must not return before every claimed item is done.
+  std::vector<std::atomic<int>> hits(64);
+  for (int round = 0; round < 3000; ++round) {
+    for (auto& h : hits) h.store(0, std::memory_order_relaxed);
+    linattn::detail::parallel_for(64, linattn::Threads{0}, [&](index_t i) { hits[static_cast<std::size_t>(i)]++; });
+    for (auto& h : hits) REQUIRE(h.load() == 1);
+    if (round % 1000 == 999) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the workers sleep
+  }
+  // A nested call runs on the calling worker; the outer one still covers every item.
+  std::atomic<long> sum{0};
+  linattn::detail::parallel_for(8, linattn::Threads{0}, [&](index_t i) {
+    linattn::detail::parallel_for(8, linattn::Threads{0}, [&](index_t j) { sum += i * 8 + j; });
+  });
+  REQUIRE(sum.load() == 64 * 63 / 2);
+  // Two program threads calling at once: one gets the team, the other runs its items itself.
+  std::atomic<long> a{0}, b{0};
+  std::thread other([&] {
+    for (int r = 0; r < 200; ++r) linattn::detail::parallel_for(100, linattn::Threads{0}, [&](index_t i) { a += i; });
+  });
+  for (int r = 0; r < 200; ++r) linattn::detail::parallel_for(100, linattn::Threads{0}, [&](index_t i) { b += i; });
+  other.join();
+  REQUIRE(a.load() == 200L * 4950);
+  REQUIRE(b.load() == 200L * 4950);
+  // Inside a TeamScope (a model step) the team stays hot; results are the same.
+  {
+    const linattn::detail::TeamScope team(linattn::Threads{0});
+    std::atomic<long> c{0};
+    for (int r = 0; r < 100; ++r) linattn::detail::parallel_for(50, linattn::Threads{0}, [&](index_t i) { c += i; });
+    REQUIRE(c.load() == 100L * 1225);
+  }
+  // The documented clamp: 0 and anything above the cores resolve to the cores.
+  REQUIRE(linattn::detail::clamp_threads(linattn::Threads{0}) == all);
+  REQUIRE(linattn::detail::clamp_threads(linattn::Threads{100000}) == all);
+  REQUIRE(linattn::detail::resolve_threads(linattn::Threads{100000}, 3) == std::min(all, 3));
+  REQUIRE(linattn::detail::clamp_threads(linattn::Threads{1}) == 1);
+}
+
+TEST_CASE("parallel_rows covers every row once in blocks of at least the minimum", "[core][threads]") {
+  for (index_t rows : {0, 1, 7, 100, 4097}) {
+    std::vector<int> hits(static_cast<std::size_t>(rows), 0);
+    std::atomic<int> short_blocks{0};
+    linattn::detail::parallel_rows(rows, 16, linattn::Threads{0}, [&](index_t r0, index_t r1) {
+      if (r1 - r0 < 16 && r1 != rows) short_blocks++;
+      for (index_t r = r0; r < r1; ++r) hits[static_cast<std::size_t>(r)]++;
+    });
+    for (int h : hits) REQUIRE(h == 1);
+    REQUIRE(short_blocks.load() == 0);
+  }
 }

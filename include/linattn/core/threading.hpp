@@ -12,7 +12,8 @@
 //   - work items are claimed from an atomic counter, and the caller claims too: a worker that
 //     is not running never holds a call up — the caller finishes its share of items and returns
 //     without waiting for workers that never started; it waits only for workers that are mid-item;
-//   - idle workers sleep on a futex (std::atomic::wait), so a quiet process costs nothing.
+//   - idle workers sleep on a condition variable, so a quiet process costs nothing. (Not
+//     std::atomic::wait: libstdc++ 12's can miss a notify and sleep for ever, GCC PR 106183.)
 //
 // Results never depend on which thread runs an item, so every kernel gives bit-identical
 // results at any thread count with the same split (the splits themselves depend only on the
@@ -30,6 +31,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -161,9 +163,9 @@ class ThreadPool {
   ~ThreadPool() {
     stop_.store(true);
     epoch_.fetch_add(1);
-    for (auto& w : slots_) {
-      w->wake.fetch_add(1);
-      w->wake.notify_one();
+    for (auto& s : slots_) {
+      const std::lock_guard<std::mutex> lock(s->mutex);
+      s->wake.notify_one();
     }
     for (auto& t : threads_) t.join();
   }
@@ -194,7 +196,7 @@ class ThreadPool {
     for (int w = 0; w + 1 < team; ++w) {  // wake the team's sleepers only
       Slot& s = *slots_[static_cast<std::size_t>(w)];
       if (s.sleeping.load()) {
-        s.wake.fetch_add(1);
+        const std::lock_guard<std::mutex> lock(s.mutex);
         s.wake.notify_one();
       }
     }
@@ -216,7 +218,8 @@ class ThreadPool {
 
  private:
   struct alignas(64) Slot {
-    std::atomic<std::uint32_t> wake{0};
+    std::mutex mutex;
+    std::condition_variable wake;
     std::atomic<bool> sleeping{false};
   };
   struct Job {
@@ -264,7 +267,10 @@ class ThreadPool {
     omp_set_num_threads(1);  // this thread's nested regions (Eigen's GEMM) stay on it
 #endif
     Slot& slot = *slots_[static_cast<std::size_t>(w)];
-    std::uint64_t seen = epoch_.load();
+    // The epoch at construction, not at this thread's start: a job or the destructor may
+    // already have advanced it, and a worker that took the new value as its own would wait
+    // for a change that never comes.
+    std::uint64_t seen = 0;
     for (;;) {
       auto start = std::chrono::steady_clock::now();
       for (unsigned k = 0; epoch_.load(std::memory_order_relaxed) == seen; ++k) {
@@ -275,11 +281,14 @@ class ThreadPool {
           continue;
         }
         // Sleep until woken. The store to `sleeping` and the epoch check pair with run()'s
-        // epoch increment and `sleeping` check (both seq_cst): one of the two sees the other.
-        const std::uint32_t ticket = slot.wake.load();
-        slot.sleeping.store(true);
-        if (epoch_.load() == seen) slot.wake.wait(ticket);
-        slot.sleeping.store(false);
+        // epoch increment and `sleeping` check (both seq_cst): one of the two sees the other,
+        // and the waker takes the mutex, so its notify cannot fall between check and wait.
+        {
+          std::unique_lock<std::mutex> lock(slot.mutex);
+          slot.sleeping.store(true);
+          while (epoch_.load() == seen && !stop_.load()) slot.wake.wait(lock);
+          slot.sleeping.store(false);
+        }
         start = std::chrono::steady_clock::now();
       }
       if (stop_.load()) return;

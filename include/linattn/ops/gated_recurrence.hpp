@@ -844,7 +844,27 @@ void step_head(const Q* q, const KT* k, const VT* v, const GT* g, O* o, Acc* S, 
 // ---------------------------------------------------------------------------------------
 struct HeadRange {
   index_t sequence, first, last;  // heads [first, last)
+  index_t v0 = 0, v1 = 0;         // value columns [v0, v1) of the state; v1 = 0: all of them
 };
+
+// With fewer (sequence, head) pairs than threads, a key-gated recurrence (GLA) also splits its
+// value columns: every column of S and o evolves on its own (o[:, j] = q·S[:, j]; the key gate
+// scales rows), so blocks of columns are independent items with the same arithmetic per column.
+// Blocks stay at least kMinValueBlock wide (whole AVX-512 tiles; narrower ones lose more to
+// recomputing the chunk's scores than they gain).
+inline constexpr index_t kMinValueBlock = 64;
+
+inline std::vector<HeadRange> head_value_ranges(index_t sequences, index_t heads, index_t V, int threads) {
+  const index_t pairs = sequences * heads;
+  const index_t splits = std::clamp<index_t>((threads + pairs - 1) / std::max<index_t>(pairs, 1), 1,
+                                             std::max<index_t>(1, V / kMinValueBlock));
+  const index_t width = round_up((V + splits - 1) / splits, 16);
+  std::vector<HeadRange> items;
+  for (index_t n = 0; n < sequences; ++n)
+    for (index_t h = 0; h < heads; ++h)
+      for (index_t v = 0; v < V; v += width) items.push_back({n, h, h + 1, v, std::min(V, v + width)});
+  return items;
+}
 
 inline std::vector<HeadRange> head_ranges(index_t sequences, index_t heads, int threads) {
   const index_t splits = std::clamp<index_t>((threads + sequences - 1) / std::max<index_t>(sequences, 1), 1, heads);

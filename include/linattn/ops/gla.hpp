@@ -78,13 +78,19 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
 
   // Rows per block: the kernels' own time block (64), or whole chunks for the chunk form.
   const index_t block = form == Form::chunk ? opt.chunk_size * std::max<index_t>(1, 64 / opt.chunk_size) : 64;
-  const int threads = linattn::detail::resolve_threads(opt.threads, N * H);
-  const auto items = linattn::detail::head_ranges(N, H, threads);
+  const int threads = linattn::detail::clamp_threads(opt.threads);
+  const auto items = N * H < threads ? linattn::detail::head_value_ranges(N, H, V, threads)
+                                     : linattn::detail::head_ranges(N, H, threads);
   linattn::detail::parallel_for(static_cast<index_t>(items.size()), Threads{threads}, [&](index_t item) {
-    const auto [n, h0, h1] = items[static_cast<std::size_t>(item)];
+    const auto range = items[static_cast<std::size_t>(item)];
+    const index_t n = range.sequence, h0 = range.first, h1 = range.last;
+    const index_t v0 = range.v0, Vb = range.v1 > 0 ? range.v1 - range.v0 : V;  // value columns [v0, v0 + Vb)
     const auto& sp = spans[static_cast<std::size_t>(n)];
-    std::vector<Acc> S(static_cast<std::size_t>((h1 - h0) * K * V), Acc(0));  // [h1 - h0, K, V]
-    if (initial_state) std::copy(initial_state->head(n, h0), initial_state->head(n, h0) + (h1 - h0) * K * V, S.begin());
+    std::vector<Acc> S(static_cast<std::size_t>((h1 - h0) * K * Vb), Acc(0));  // [h1 - h0, K, Vb]
+    if (initial_state)
+      for (index_t h = h0; h < h1; ++h)
+        for (index_t i = 0; i < K; ++i)
+          std::copy_n(initial_state->head(n, h) + i * V + v0, Vb, S.begin() + ((h - h0) * K + i) * Vb);
     linattn::detail::ChunkWorkspace<Acc> chunk_ws;
     linattn::detail::FusedWorkspace<Acc> fused_ws;
     linattn::detail::RecurrentWorkspace<Acc> recurrent_ws;
@@ -93,9 +99,9 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
         linattn::detail::HeadSlice<T, T, T, T, T> x;
         x.q = q.ptr(sp.batch, t0, h);
         x.k = k.ptr(sp.batch, t0, h);
-        x.v = v.ptr(sp.batch, t0, h);
+        x.v = v.ptr(sp.batch, t0, h) + v0;
         x.g = gk.ptr(sp.batch, t0, h);
-        x.o = o.ptr(sp.batch, t0, h);
+        x.o = o.ptr(sp.batch, t0, h) + v0;
         x.q_rs = q.stride(1);
         x.k_rs = k.stride(1);
         x.v_rs = v.stride(1);
@@ -103,8 +109,8 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
         x.o_rs = o.stride(1);
         x.len = std::min(block, sp.end - t0);
         x.K = K;
-        x.V = V;
-        Acc* Sh = S.data() + (h - h0) * K * V;
+        x.V = Vb;
+        Acc* Sh = S.data() + (h - h0) * K * Vb;
         if (form == Form::chunk)
           linattn::detail::chunk_head<GateAxis::key>(x, Sh, scale, opt.chunk_size, chunk_ws);
         else if (form == Form::fused_chunk)
@@ -113,7 +119,10 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
           linattn::detail::recurrent_head<GateAxis::key>(x, Sh, scale, recurrent_ws);
       }
     }
-    if (final_state) std::copy(S.begin(), S.end(), final_state->head(n, h0));
+    if (final_state)
+      for (index_t h = h0; h < h1; ++h)
+        for (index_t i = 0; i < K; ++i)
+          std::copy_n(S.begin() + ((h - h0) * K + i) * Vb, Vb, final_state->head(n, h) + i * V + v0);
   });
 }
 
