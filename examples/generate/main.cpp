@@ -52,7 +52,7 @@ constexpr const char* kUsage =
     "  --ids LIST           prompt token ids; generated ids are printed as one line per prompt\n"
     "  --max-new-tokens N   tokens to generate per prompt (default 32); stops early at eos\n"
     "  --temperature T      0 = greedy (default); top-k (0 = off), top-p (1 = off), seed\n"
-    "  --threads N          threads (default: all)\n"
+    "  --threads N          threads (default 0: every core this process may run on; more are clamped to that)\n"
     "  --packing 2|1.6      MatMul-free LM ternary weights: 2-bit (default) or base-3 1.6-bit\n"
     "  --form F             prefill form: auto (recurrent up to 64 tokens, else chunk), chunk, recurrent\n"
     "  --reference          MatMul-free LM: dense float weights instead of the integer kernels\n"
@@ -132,6 +132,9 @@ double peak_rss_mib() {
 int run(const Args& args) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
+  if (args.threads > linattn::max_threads())
+    std::fprintf(stderr, "linattn-generate: --threads %d is more than the %d cores this process may run on; using %d\n",
+                 args.threads, linattn::max_threads(), linattn::max_threads());
   io::Checkpoint ckpt(args.model);
   examples::LoadOptions load;
   load.threads = Threads{args.threads};

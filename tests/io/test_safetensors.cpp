@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "linattn/io/safetensors.hpp"
@@ -678,4 +679,26 @@ TEST_CASE("safetensors: randomly corrupted headers throw cleanly", "[io]") {
     }
   }
   CHECK(opened < 600);
+}
+
+TEST_CASE("safetensors: hostile files are rejected without hanging or overflowing the stack", "[io][hardening]") {
+  SECTION("a FIFO in place of the file is not opened for reading (a blocking open would wait for ever)") {
+    TempFile tmp("fifo");
+    REQUIRE(::mkfifo(tmp.path().c_str(), 0600) == 0);
+    REQUIRE_THROWS_WITH((SafeTensorsFile(tmp.path())), Contains("not a regular file"));
+  }
+  SECTION("a directory in place of the file") {
+    REQUIRE_THROWS_WITH((SafeTensorsFile(fs::temp_directory_path())), Contains("not a regular file"));
+  }
+  SECTION("a 10^6-deep nested array in the header (2 MB)") {
+    TempFile tmp("deep");
+    const std::size_t depth = 1'000'000;
+    tmp.write_raw("{\"a\":" + std::string(depth, '[') + std::string(depth, ']') + "}", 0);
+    REQUIRE_THROWS_WITH((SafeTensorsFile(tmp.path())), Contains("nests deeper than"));
+  }
+  SECTION("nesting up to the limit is still parsed") {
+    TempFile tmp("nested_ok");
+    tmp.write_raw("{\"__metadata__\":{}, \"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
+    REQUIRE_NOTHROW(SafeTensorsFile(tmp.path()));
+  }
 }

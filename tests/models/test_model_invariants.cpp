@@ -6,6 +6,9 @@
 
 #include <fstream>
 #include <functional>
+#include <thread>
+
+#include <sys/stat.h>
 #include <tuple>
 
 #include "fixtures.hpp"
@@ -210,4 +213,38 @@ TEST_CASE("Model loader: clear errors for bad checkpoints", "[models][errors]") 
   const std::vector<std::int64_t> bad{5, 256};
   Array<float, 2> two(Shape<2>{2, model.vocab_size()});
   CHECK_THROWS_WITH(model.forward(std::span<const std::int64_t>(bad), cache, two.view()), Contains("256") && Contains("vocabulary"));
+}
+
+TEST_CASE("Model loader: hostile files (FIFOs, deep JSON) and a checkpoint shared by threads", "[models][errors][hardening]") {
+  TempDir dir("loader-hostile");
+  const CheckpointSpec spec = linattn::examples::tiny_spec(Family::gla);
+  const auto fresh = [&] {
+    std::filesystem::remove_all(dir.path());
+    linattn::examples::write_checkpoint(spec, dir.path());
+  };
+  using Catch::Matchers::Contains;
+  for (const char* file : {"config.json", "model.safetensors"}) {
+    fresh();
+    std::filesystem::remove(dir.path() / file);
+    REQUIRE(::mkfifo((dir.path() / file).c_str(), 0600) == 0);
+    CHECK_THAT(load_error(dir.path()), Contains(file) && Contains("not a regular file"));
+  }
+  fresh();
+  {
+    const std::size_t depth = 1'000'000;
+    std::ofstream(dir.path() / "config.json") << "{\"model_type\": \"gla\", \"x\": " << std::string(depth, '[')
+                                              << std::string(depth, ']') << "}";
+  }
+  CHECK_THAT(load_error(dir.path()), Contains("config.json") && Contains("nests deeper than"));
+
+  // floats() records the keys asked for; two threads loading from one Checkpoint must not race.
+  fresh();
+  const linattn::io::Checkpoint ckpt(dir.path());
+  std::vector<std::thread> loaders;
+  for (int t = 0; t < 2; ++t)
+    loaders.emplace_back([&] {
+      for (int r = 0; r < 20; ++r) (void)linattn::examples::load_model(ckpt);
+    });
+  for (auto& th : loaders) th.join();
+  CHECK(ckpt.unused_keys().empty());
 }

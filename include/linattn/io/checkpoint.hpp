@@ -20,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <span>
 #include <stdexcept>
@@ -146,7 +147,10 @@ class Checkpoint {
     if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
       fail("tensor \"" + std::string(key) + "\" has dtype " + std::string(dtype_name(t.dtype)) +
            "; model weights must be F32, BF16 or F16");
-    used_.insert(std::string(key));
+    {
+      const std::lock_guard<std::mutex> lock(*used_mutex_);  // floats() is const: callers may share a Checkpoint
+      used_.insert(std::string(key));
+    }
     const auto& file = shards_[where_.at(std::string(key))];
     if (t.dtype == DType::F32 && reinterpret_cast<std::uintptr_t>(t.bytes.data()) % alignof(float) == 0) {
       FloatTensor out;
@@ -166,6 +170,7 @@ class Checkpoint {
   // model for the checkpoint.
   std::vector<std::string> unused_keys() const {
     std::vector<std::string> out;
+    const std::lock_guard<std::mutex> lock(*used_mutex_);
     for (const auto& [name, shard] : where_)
       if (!used_.count(name)) out.push_back(name);
     return out;
@@ -212,11 +217,19 @@ class Checkpoint {
     return v.get<T>();
   }
 
+  // Regular files only (a FIFO would block the open for ever), nesting at most kMaxJsonDepth.
   nlohmann::json read_json(const std::filesystem::path& path, const std::string& label) const {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) fail(label + " is not a regular file");
     std::ifstream in(path);
     if (!in) fail("cannot open " + label);
+    const nlohmann::json::parser_callback_t depth_limit = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > linattn::io::detail::kMaxJsonDepth)
+        fail(label + " nests deeper than " + std::to_string(linattn::io::detail::kMaxJsonDepth) + " levels");
+      return true;
+    };
     try {
-      return nlohmann::json::parse(in);
+      return nlohmann::json::parse(in, depth_limit);
     } catch (const nlohmann::json::exception& e) {
       fail(label + " is not valid JSON: " + e.what());
     }
@@ -227,6 +240,7 @@ class Checkpoint {
   std::vector<std::shared_ptr<SafeTensorsFile>> shards_;
   std::map<std::string, std::size_t> where_;  // key -> shard
   mutable std::set<std::string> used_;
+  std::shared_ptr<std::mutex> used_mutex_ = std::make_shared<std::mutex>();  // guards used_
 };
 
 }  // namespace linattn::io

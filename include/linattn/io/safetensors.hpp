@@ -244,6 +244,9 @@ inline std::string prefix(const std::string& path) { return "linattn::io: " + pa
 // Header larger than this is treated as corrupt (the reference implementation uses the same cap):
 // it protects against a garbage length making us parse hundreds of megabytes.
 inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+// JSON nesting a header or config may have. Real ones nest 3 levels; a 10⁶-deep array in a 2 MB
+// file would otherwise exhaust the stack in nlohmann's recursive copy, dump and destruction.
+inline constexpr int kMaxJsonDepth = 64;
 
 // Read-only private mapping of a whole file. Owns the mapping; moves transfer it, so spans into it
 // survive a move of the owner.
@@ -251,7 +254,9 @@ class MappedFile {
  public:
   MappedFile() = default;
   explicit MappedFile(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; the regular-file
+    // check below then rejects it. It changes nothing for reading a regular file.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), prefix(path) + "cannot open");
     // The descriptor is only needed until mmap returns; the mapping keeps the file alive.
     struct FdCloser {
@@ -514,8 +519,10 @@ class SafeTensorsFile {
     std::vector<std::set<std::string>> open_objects;
     std::string duplicate;
     const nlohmann::ordered_json::parser_callback_t on_event =
-        [&](int, nlohmann::ordered_json::parse_event_t ev, nlohmann::ordered_json& parsed) {
+        [&](int depth, nlohmann::ordered_json::parse_event_t ev, nlohmann::ordered_json& parsed) {
           using E = nlohmann::ordered_json::parse_event_t;
+          if (depth > detail::kMaxJsonDepth)
+            detail::format_fail(path_, "header nests deeper than " + std::to_string(detail::kMaxJsonDepth) + " levels");
           if (ev == E::object_start) {
             open_objects.emplace_back();
           } else if (ev == E::object_end) {
