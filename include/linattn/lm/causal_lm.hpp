@@ -96,6 +96,8 @@ class CausalLM {
   }
 
   index_t vocab_size() const { return head_.out_features(); }
+  // Roughly the multiply-adds of one token (≈ 12·D² a block, the head): sizes the worker team.
+  index_t macs_per_token() const { return (12 * num_layers() + vocab_size() / std::max<index_t>(1, hidden_size())) * hidden_size() * hidden_size(); }
   index_t hidden_size() const { return embeddings_.shape[1]; }
   index_t num_layers() const { return static_cast<index_t>(blocks_.size()); }
   float norm_eps() const { return eps_; }
@@ -156,7 +158,7 @@ class CausalLM {
                              "logits must have T = " + std::to_string(T) + " rows or 1 (last position)");
     linattn::detail::check_shape(where, "logits", logits, {logits.size(0), vocab_size()});
     // One hot worker team for the whole pass: its parallel calls never wait for a wake-up.
-    const linattn::detail::TeamScope team(run.threads);
+    const linattn::detail::TeamScope team(run.threads, T * macs_per_token());
     Array<float, 2> h(Shape<2>{T, D});
     embed(ids, h.view());
     for (index_t i = 0; i < num_layers(); ++i) block_forward(i, h.view(), cache.layers[static_cast<std::size_t>(i)], run);
@@ -175,7 +177,7 @@ class CausalLM {
     linattn::detail::require(N > 0 && caches.size() == ids.size(), where, "one cache per token required");
     linattn::detail::check_shape(where, "logits", logits, {N, vocab_size()});
     for (Cache* c : caches) check_cache(where, *c);
-    const linattn::detail::TeamScope team(run.threads);
+    const linattn::detail::TeamScope team(run.threads, N * macs_per_token());
     Array<float, 2> h(Shape<2>{N, D}), x(Shape<2>{N, D}), a(Shape<2>{N, D});
     embed(ids, h.view());
     std::vector<LayerState*> states(static_cast<std::size_t>(N));
