@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "stream_read.hpp"
 #include "models/any_model.hpp"
 
 namespace {
@@ -136,26 +137,8 @@ void BM_Decode(benchmark::State& state, std::filesystem::path dir, bool dense, i
   state.counters["tokens/s"] = per_iteration_rate(1.0);
 }
 
-// Sum of a 1 GiB buffer on `threads` threads, on the library's own team (contiguous parts of
-// 1 MiB claimed as the model's weight rows are): the bandwidth a weight stream can have.
-void BM_StreamRead(benchmark::State& state, int threads) {
-  const std::size_t n = (std::size_t(1) << 30) / sizeof(std::uint32_t);
-  constexpr std::size_t kPart = (std::size_t(1) << 20) / sizeof(std::uint32_t);
-  // Integer words: an integer sum vectorises (a float sum would be one dependent add chain
-  // without -ffast-math, compute-bound at a fraction of the bandwidth).
-  std::vector<std::uint32_t> buf(n, 1u);
-  std::vector<std::uint32_t> partial(n / kPart);
-  for (auto _ : state) {
-    linattn::detail::parallel_for(static_cast<index_t>(n / kPart), Threads{threads}, [&](index_t p) {
-      std::uint32_t total = 0;
-      const std::uint32_t* b = buf.data() + static_cast<std::size_t>(p) * kPart;
-      for (std::size_t i = 0; i < kPart; ++i) total += b[i];
-      partial[static_cast<std::size_t>(p)] = total;
-    });
-    benchmark::DoNotOptimize(partial.data());
-  }
-  state.counters["GB/s"] = giga_rate(static_cast<double>(n * sizeof(std::uint32_t)));
-}
+// The decode bound: a 1 GiB streaming read on `threads` threads (stream_read.hpp).
+void BM_StreamRead(benchmark::State& state, int threads) { stream_read_1gib(state, threads); }
 
 // [T, 1024] · [2816, 1024]ᵀ through nn::Linear on `threads` threads: the MLP projection of the
 // 340M-class models, the attainable GEMM rate for their prefill.

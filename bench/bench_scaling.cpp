@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "stream_read.hpp"
 #include "linattn/linattn.hpp"
 
 namespace {
@@ -147,21 +148,7 @@ void BM_Gemm(benchmark::State& state, int threads) {
   state.counters["GFLOPS"] = giga_rate(2.0 * static_cast<double>(kOut * kIn * kTokens));
 }
 
-void BM_Stream(benchmark::State& state, int threads) {
-  const std::size_t n = (std::size_t(1) << 30) / sizeof(std::uint32_t), part = (std::size_t(1) << 20) / sizeof(std::uint32_t);
-  static const std::vector<std::uint32_t> buf(n, 1u);
-  std::vector<std::uint32_t> partial(n / part);
-  for (auto _ : state) {
-    linattn::detail::parallel_for(static_cast<index_t>(n / part), linattn::Threads{threads}, [&](index_t p) {
-      std::uint32_t total = 0;
-      const std::uint32_t* b = buf.data() + static_cast<std::size_t>(p) * part;
-      for (std::size_t i = 0; i < part; ++i) total += b[i];
-      partial[static_cast<std::size_t>(p)] = total;
-    });
-    benchmark::DoNotOptimize(partial.data());
-  }
-  state.counters["GB/s"] = giga_rate(static_cast<double>(n * sizeof(std::uint32_t)));
-}
+void BM_Stream(benchmark::State& state, int threads) { stream_read_1gib(state, threads); }
 
 const bool registered = [] {
   const auto counts = thread_list_from_env();
