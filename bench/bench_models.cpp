@@ -170,11 +170,9 @@ void register_bounds(int threads) {
 
 void register_models() {
   const auto counts = thread_counts();
+  for (int t : counts) register_bounds(t);  // first: the bounds of every thread count the runs use
   const char* root = std::getenv("LINATTN_BENCH_MODELS");
-  if (!root) {
-    for (int t : counts) register_bounds(t);
-    return;
-  }
+  if (!root) return;
   std::vector<std::filesystem::path> dirs;
   for (const auto& e : std::filesystem::directory_iterator(root))
     if (std::filesystem::exists(e.path() / "config.json")) dirs.push_back(e.path());
@@ -188,11 +186,9 @@ void register_models() {
     const bool with_dense = ternary && env_flag("LINATTN_BENCH_DENSE", true);
     for (bool dense : with_dense ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
       const std::string label = name + (dense ? ":dense" : "");
-      // Every thread count of one model back to back, bounds first: one load per model, and the
-      // bounds measured right before the runs judged against them.
+      // Every thread count of one model back to back: one load per model.
       for (int t : counts) {
         const std::string threads = "/threads:" + std::to_string(t);
-        if (!dense && dir == dirs.front()) register_bounds(t);
         if (env_flag("LINATTN_BENCH_PREFILL", true))
           benchmark::RegisterBenchmark(("BM_Prefill/" + label + "/prompt:" + std::to_string(prompt) + threads).c_str(),
                                        BM_Prefill, dir, dense, prompt, t)

@@ -10,7 +10,10 @@
 // Each count of one benchmark runs back to back; forms are <recurrent|chunk|fused_chunk>.
 #include <benchmark/benchmark.h>
 
+#include <compare>
 #include <cstdlib>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -33,70 +36,68 @@ std::span<T> span_of(Array<T, 4>& a) {
   return std::span<T>(a.data(), static_cast<std::size_t>(a.numel()));
 }
 
-struct Inputs {
-  Array<float, 4> q{Shape<4>{kB, kT, kH, kK}}, k{Shape<4>{kB, kT, kH, kK}}, v{Shape<4>{kB, kT, kH, kK}};
-  Array<float, 4> g{Shape<4>{kB, kT, kH, kK}};          // GLA key gates
-  Array<float, 4> s{Shape<4>{kB, kT, kH, kM}}, f{Shape<4>{kB, kT, kH, kM}};  // GSA slot writes and log decays
-  Inputs() {
+// GLA inputs of one shape [B, T, H, K|V], made once per shape.
+struct GlaShape {
+  index_t B, T, H, K, V;
+  auto operator<=>(const GlaShape&) const = default;
+};
+constexpr GlaShape kWide{kB, kT, kH, kK, kK};        // B·H = 32
+constexpr GlaShape kLayer340m{1, 2048, 4, 128, 256};  // one layer of the 340M-class model
+
+struct GlaInputs {
+  Array<float, 4> q, k, v, g;
+  explicit GlaInputs(const GlaShape& d)
+      : q(Shape<4>{d.B, d.T, d.H, d.K}), k(q.shape()), v(Shape<4>{d.B, d.T, d.H, d.V}), g(q.shape()) {
     std::mt19937_64 rng(kSeed);
     fill_normal(span_of(q), rng);
     fill_normal(span_of(k), rng);
     fill_normal(span_of(v), rng);
     fill_gla_gates(span_of(g), rng);
+  }
+};
+
+const GlaInputs& gla_inputs(const GlaShape& d) {
+  static std::map<GlaShape, std::unique_ptr<GlaInputs>> cache;
+  auto& in = cache[d];
+  if (!in) in = std::make_unique<GlaInputs>(d);
+  return *in;
+}
+
+void BM_Gla(benchmark::State& state, GlaShape d, int form, int threads) {
+  const GlaInputs& in = gla_inputs(d);
+  Array<float, 4> o(Shape<4>{d.B, d.T, d.H, d.V});
+  linattn::gla::State<float> fs(d.B, d.H, d.K, d.V);
+  linattn::gla::Options opt;
+  opt.threads = linattn::Threads{threads};
+  const auto run = form == 0 ? linattn::gla::recurrent<float> : form == 1 ? linattn::gla::chunk<float> : linattn::gla::fused_chunk<float>;
+  for (auto _ : state) {
+    run(in.q.view(), in.k.view(), in.v.view(), in.g.view(), o.view(), nullptr, &fs, opt);
+    benchmark::DoNotOptimize(o.data());
+  }
+  state.counters["GFLOPS"] = giga_rate(4.0 * static_cast<double>(d.K * d.V * d.H * d.B * d.T));
+}
+
+// GSA inputs: B=2, H=16, K=V=128, M=64, T=4096.
+struct GsaInputs {
+  Array<float, 4> q{Shape<4>{kB, kT, kH, kK}}, k{Shape<4>{kB, kT, kH, kK}}, v{Shape<4>{kB, kT, kH, kK}};
+  Array<float, 4> s{Shape<4>{kB, kT, kH, kM}}, f{Shape<4>{kB, kT, kH, kM}};  // slot writes and log decays
+  GsaInputs() {
+    std::mt19937_64 rng(kSeed);
+    fill_normal(span_of(q), rng);
+    fill_normal(span_of(k), rng);
+    fill_normal(span_of(v), rng);
     fill_gla_gates(span_of(f), rng, 8.0);
     for (index_t i = 0; i < s.numel(); ++i) s.data()[i] = -std::expm1(f.data()[i]);
   }
 };
 
-const Inputs& inputs() {
-  static const Inputs in;
+const GsaInputs& gsa_inputs() {
+  static const GsaInputs in;
   return in;
 }
 
-void BM_Gla(benchmark::State& state, int form, int threads) {
-  const Inputs& in = inputs();
-  Array<float, 4> o(Shape<4>{kB, kT, kH, kK});
-  linattn::gla::State<float> fs(kB, kH, kK, kK);
-  linattn::gla::Options opt;
-  opt.threads = linattn::Threads{threads};
-  for (auto _ : state) {
-    if (form == 0) linattn::gla::recurrent<float>(in.q.view(), in.k.view(), in.v.view(), in.g.view(), o.view(), nullptr, &fs, opt);
-    if (form == 1) linattn::gla::chunk<float>(in.q.view(), in.k.view(), in.v.view(), in.g.view(), o.view(), nullptr, &fs, opt);
-    if (form == 2)
-      linattn::gla::fused_chunk<float>(in.q.view(), in.k.view(), in.v.view(), in.g.view(), o.view(), nullptr, &fs, opt);
-    benchmark::DoNotOptimize(o.data());
-  }
-  state.counters["GFLOPS"] = giga_rate(4.0 * static_cast<double>(kK * kK * kH * kB * kT));
-}
-
-// One GLA layer of the 340M-class model: B=1, H=4, K=128, V=256, T=2048.
-void BM_Gla340m(benchmark::State& state, int form, int threads) {
-  constexpr index_t B = 1, H = 4, K = 128, V = 256, T = 2048;
-  static const auto make = [](index_t d, bool gate) {
-    Array<float, 4> a(Shape<4>{B, T, H, d});
-    std::mt19937_64 rng(kSeed + static_cast<std::uint64_t>(d) + (gate ? 1 : 0));
-    if (gate)
-      fill_gla_gates(span_of(a), rng);
-    else
-      fill_normal(span_of(a), rng);
-    return a;
-  };
-  static const Array<float, 4> q = make(K, false), k = make(K, false), v = make(V, false), g = make(K, true);
-  Array<float, 4> o(Shape<4>{B, T, H, V});
-  linattn::gla::State<float> fs(B, H, K, V);
-  linattn::gla::Options opt;
-  opt.threads = linattn::Threads{threads};
-  for (auto _ : state) {
-    if (form == 0) linattn::gla::recurrent<float>(q.view(), k.view(), v.view(), g.view(), o.view(), nullptr, &fs, opt);
-    if (form == 1) linattn::gla::chunk<float>(q.view(), k.view(), v.view(), g.view(), o.view(), nullptr, &fs, opt);
-    if (form == 2) linattn::gla::fused_chunk<float>(q.view(), k.view(), v.view(), g.view(), o.view(), nullptr, &fs, opt);
-    benchmark::DoNotOptimize(o.data());
-  }
-  state.counters["GFLOPS"] = giga_rate(4.0 * static_cast<double>(K * V * H * B * T));
-}
-
 void BM_Gsa(benchmark::State& state, int form, int threads) {
-  const Inputs& in = inputs();
+  const GsaInputs& in = gsa_inputs();
   Array<float, 4> o(Shape<4>{kB, kT, kH, kK});
   linattn::gsa::State<float> fs(kB, kH, kK, kM, kK);
   linattn::gsa::Options opt;
@@ -163,9 +164,9 @@ const bool registered = [] {
   add("stream_read", BM_Stream);
   add("eigen_gemm", BM_Gemm);
   add("ternary2", BM_Ternary);
-  for (int f = 0; f < 3; ++f) add(std::string("gla_") + forms[f], BM_Gla, f);
+  for (int f = 0; f < 3; ++f) add(std::string("gla_") + forms[f], BM_Gla, kWide, f);
   for (int f = 0; f < 3; ++f) add(std::string("gsa_") + forms[f], BM_Gsa, f);
-  for (int f = 0; f < 3; ++f) add(std::string("gla340m_") + forms[f], BM_Gla340m, f);
+  for (int f = 0; f < 3; ++f) add(std::string("gla340m_") + forms[f], BM_Gla, kLayer340m, f);
   return true;
 }();
 

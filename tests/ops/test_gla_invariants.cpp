@@ -129,6 +129,35 @@ TEST_CASE("GLA results do not depend on the thread count", "[gla][threads]") {
   }
 }
 
+TEST_CASE("GLA splits value columns over threads when heads are fewer, with identical results", "[gla][threads]") {
+  // One sequence, one head, V = 200: on two threads the recurrent and fused chunk forms split the
+  // state's value columns into two items (112 + 88 wide: an uneven tail); the chunk form does not
+  // (its products round by width). In place (initial state = final state), as the layers run;
+  // chunk size 16 puts several chunks and a partial one in each block of rows.
+  const auto p = make_problem<float>(1, 150, 1, 32, 200, 0.0, 9);
+  REQUIRE(linattn::detail::head_ranges(1, 1, 200, 2, true).size() == 2);
+  REQUIRE(linattn::detail::head_ranges(1, 1, 200, 2, false).size() == 1);
+  for (int form : {0, 1, 2}) {
+    linattn::gla::Options one, two;
+    one.threads.count = 1;
+    two.threads.count = 2;
+    one.chunk_size = two.chunk_size = 16;
+    const auto run = [&](const linattn::gla::Options& o) {
+      Result<float> r{Array<float, 4>({1, 150, 1, 200}), p.h0};
+      const auto f = form == 0 ? linattn::gla::recurrent<float> : form == 1 ? linattn::gla::chunk<float>
+                                                                             : linattn::gla::fused_chunk<float>;
+      f(p.q.view(), p.k.view(), p.v.view(), p.g.view(), r.o.view(), &r.ht, &r.ht, o);
+      return r;
+    };
+    const auto a = run(one);
+    const auto b = run(two);
+    INFO("form " << form << ": rel o " << rel(a.o, b.o) << ", rel state " << rel(a.ht.view(), b.ht.view()));
+    CHECK(a.o == b.o);
+    CHECK(a.ht == b.ht);
+    CHECK(rel(a.o, run_recurrent(p).o) <= 1e-4);  // and the right answer (not two equal wrong ones)
+  }
+}
+
 TEST_CASE("GLA state is a value: snapshot and restore", "[gla][state]") {
   const auto p = make_problem<float>(1, 10, 2, 16, 16, 0.0, 6);
   auto state = p.h0;

@@ -17,7 +17,7 @@ namespace linattn {
 //   to float and applied in fp32 as the Triton kernel does (x̂ = x·rstd, then ·w). Rows are
 //   independent: `threads` splits them (prefill) with identical results at any count.
 inline void rms_norm(TensorView<const float, 2> x, std::span<const float> weight, float eps, TensorView<float, 2> y,
-                     Threads threads = Threads{1}) {
+                     Threads threads = {}) {
   constexpr const char* where = "linattn::rms_norm";
   linattn::detail::check_shape(where, "x", x, {-1, -1});
   const index_t N = x.size(0), D = x.size(1);
@@ -27,7 +27,7 @@ inline void rms_norm(TensorView<const float, 2> x, std::span<const float> weight
   linattn::detail::require(static_cast<index_t>(weight.size()) == D, where,
                            "weight has " + std::to_string(weight.size()) + " elements, expected " + std::to_string(D));
   linattn::detail::require(std::isfinite(eps) && eps >= 0.0f, where, "eps must be finite and >= 0");
-  linattn::detail::parallel_rows(N, linattn::detail::rows_for(D), threads, [&](index_t r0, index_t r1) {
+  linattn::detail::parallel_rows(N, D, threads, [&](index_t r0, index_t r1) {
   for (index_t n = r0; n < r1; ++n) {
     const float* xr = x.ptr(n);
     float* yr = y.ptr(n);

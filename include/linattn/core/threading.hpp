@@ -97,17 +97,6 @@ inline int resolve_threads(Threads t, index_t work_items) {
   return static_cast<int>(std::clamp<index_t>(work_items, 1, n));
 }
 
-// A decode step touches each state element once (a few ns per thousand elements); sharing it
-// costs more than it saves below about 128K state elements a thread. Measured (Zen 5, fp32,
-// B=1, H=4, K=V=128 = 64K elements): 1 thread 4.3 us, 2 threads 6.2 us per step (OpenMP fork);
-// on the persistent team 1 thread stays ahead up to this size as well.
-inline constexpr index_t kMinStepElementsPerThread = index_t(1) << 17;
-
-inline Threads step_threads(Threads requested, index_t state_elements) {
-  const index_t useful = std::max<index_t>(1, state_elements / kMinStepElementsPerThread);
-  return Threads{static_cast<int>(std::min<index_t>(clamp_threads(requested), useful))};
-}
-
 // The least work worth a thread of its own in the projections: below it a stage runs on fewer
 // threads (one, for the tiny models) and never wakes the rest. A parallel call on the hot team
 // costs about 1 µs end to end (2-vCPU Zen 5); 32K dense multiply-adds stream 128 KB of fp32
@@ -115,10 +104,20 @@ inline Threads step_threads(Threads requested, index_t state_elements) {
 inline constexpr index_t kMinDenseMacsPerThread = index_t(1) << 15;
 inline constexpr index_t kMinTernaryMacsPerThread = index_t(1) << 17;
 
-// Threads worth using for `macs` multiply-adds of `min_per_thread` each, at most the request.
-inline Threads work_threads(Threads requested, index_t macs, index_t min_per_thread) {
-  const index_t useful = std::max<index_t>(1, macs / std::max<index_t>(min_per_thread, 1));
+// Threads worth using for `work` units of `min_per_thread` each, at most the request.
+inline Threads work_threads(Threads requested, index_t work, index_t min_per_thread) {
+  const index_t useful = std::max<index_t>(1, work / std::max<index_t>(min_per_thread, 1));
   return Threads{static_cast<int>(std::min<index_t>(clamp_threads(requested), useful))};
+}
+
+// A decode step touches each state element once (a few ns per thousand elements); sharing it
+// costs more than it saves below about 128K state elements a thread. Measured (Zen 5, fp32,
+// B=1, H=4, K=V=128 = 64K elements): 1 thread 4.3 us, 2 threads 6.2 us per step (OpenMP fork);
+// on the persistent team 1 thread stays ahead up to this size as well.
+inline constexpr index_t kMinStepElementsPerThread = index_t(1) << 17;
+
+inline Threads step_threads(Threads requested, index_t state_elements) {
+  return work_threads(requested, state_elements, kMinStepElementsPerThread);
 }
 
 inline void cpu_relax() {
@@ -147,7 +146,9 @@ class SingleThreadedNesting {
   int previous_;
 };
 #else
-struct SingleThreadedNesting {};
+struct SingleThreadedNesting {
+  SingleThreadedNesting() {}  // user-provided: no unused-variable warning where it is declared
+};
 #endif
 
 // The process-wide team: hardware_threads() − 1 workers plus whichever thread calls run().
@@ -349,13 +350,19 @@ void parallel_for(index_t n, Threads threads, Fn&& fn) {
   for (index_t i = 0; i < n; ++i) fn(i);
 }
 
-// Rows [0, rows) in blocks of at least min_rows, at most a few blocks a thread: fn(r0, r1).
-// For elementwise stages (norms, gates, activations) between the projections of a model step,
-// which are too small to share at decode and too large to leave serial at prefill.
+// Elements an item of an elementwise stage gets at least: 16K (a few µs of work, well above a
+// parallel call's cost on the persistent team).
+inline constexpr index_t kMinRowItemElements = index_t(1) << 14;
+
+// Rows [0, rows) of `row_elements` elements each, in blocks of at least kMinRowItemElements and
+// at most a few blocks a thread: fn(r0, r1). For the elementwise stages (norms, gates,
+// activations) between the projections of a model step, which are too small to share at
+// decode (one block, on the caller) and too large to leave serial at prefill.
 template <class Fn>
-void parallel_rows(index_t rows, index_t min_rows, Threads threads, Fn&& fn) {
+void parallel_rows(index_t rows, index_t row_elements, Threads threads, Fn&& fn) {
   if (rows <= 0) return;
-  const int nt = resolve_threads(threads, rows / std::max<index_t>(min_rows, 1));
+  const index_t min_rows = std::max<index_t>(1, kMinRowItemElements / std::max<index_t>(row_elements, 1));
+  const int nt = resolve_threads(threads, rows / min_rows);
   if (nt <= 1) {
     fn(index_t(0), rows);
     return;
@@ -364,10 +371,6 @@ void parallel_rows(index_t rows, index_t min_rows, Threads threads, Fn&& fn) {
   const index_t blocks = (rows + per - 1) / per;
   parallel_for(blocks, Threads{nt}, [&](index_t b) { fn(b * per, std::min(rows, (b + 1) * per)); });
 }
-
-// Rows to give one item of an elementwise stage over rows of `cols` floats: about 16K elements
-// (a few µs of work, well above a parallel call's cost on the persistent team).
-inline index_t rows_for(index_t cols) { return std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(cols, 1)); }
 
 // Keeps the team's workers spinning (hot) for the scope's lifetime: a model's decode step or
 // prefill opens one, so its many parallel calls never wait for a worker to wake. Only when the

@@ -51,10 +51,7 @@ struct BitLinearHead {
   index_t out_features() const { return proj.out_features(); }
   std::size_t weight_bytes() const { return proj.weight_bytes(); }
   void forward(TensorView<const float, 2> x, TensorView<float, 2> logits, const RunOptions& run) const {
-    if (run.arithmetic == nn::Arithmetic::integer)
-      proj.forward(x, logits, run.threads);
-    else
-      proj.forward_reference(x, logits, run.threads);
+    proj.forward(x, logits, run.arithmetic, run.threads);
   }
 };
 
@@ -96,8 +93,6 @@ class CausalLM {
   }
 
   index_t vocab_size() const { return head_.out_features(); }
-  // Roughly the multiply-adds of one token (≈ 12·D² a block, the head): sizes the worker team.
-  index_t macs_per_token() const { return (12 * num_layers() + vocab_size() / std::max<index_t>(1, hidden_size())) * hidden_size() * hidden_size(); }
   index_t hidden_size() const { return embeddings_.shape[1]; }
   index_t num_layers() const { return static_cast<index_t>(blocks_.size()); }
   float norm_eps() const { return eps_; }
@@ -197,13 +192,19 @@ class CausalLM {
 
  private:
   static void add_into(TensorView<float, 2> h, const Array<float, 2>& a, Threads threads) {
-    linattn::detail::parallel_rows(h.size(0), linattn::detail::rows_for(a.size(1)), threads, [&](index_t r0, index_t r1) {
+    linattn::detail::parallel_rows(h.size(0), a.size(1), threads, [&](index_t r0, index_t r1) {
       for (index_t t = r0; t < r1; ++t) {
         float* hr = h.ptr(t);
         const float* ar = a.data() + t * a.size(1);
         for (index_t j = 0; j < a.size(1); ++j) hr[j] += ar[j];
       }
     });
+  }
+  // Roughly the multiply-adds of one token (≈ 12·D² a block, D·vocab the head): how many
+  // workers a pass keeps hot (TeamScope).
+  index_t macs_per_token() const {
+    const index_t D = hidden_size();
+    return 12 * num_layers() * D * D + vocab_size() * D;
   }
   void check_cache(const char* where, const Cache& c) const {
     linattn::detail::require(c.layers.size() == blocks_.size(), where,

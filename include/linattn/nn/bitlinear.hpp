@@ -21,6 +21,7 @@
 #include "linattn/core/check.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/nn/linear.hpp"
+#include "linattn/nn/options.hpp"
 #include "linattn/ops/ternary.hpp"
 
 namespace linattn::nn {
@@ -111,6 +112,14 @@ class BitLinear {
     return y;
   }
 
+  // The integer kernel or the float path, as a model's RunOptions choose.
+  void forward(TensorView<const float, 2> x, TensorView<float, 2> y, Arithmetic arithmetic, Threads threads) const {
+    if (arithmetic == Arithmetic::integer)
+      forward(x, y, threads);
+    else
+      forward_reference(x, y, threads);
+  }
+
   // The float path: y = (x_q / s_x) · (γ·W_q)ᵀ with Eigen, from the same x̂, x_q, s_x.
   void forward_reference(TensorView<const float, 2> x, TensorView<float, 2> y, BitLinearTrace* trace = nullptr) const {
     forward_reference(x, y, opt_.kernel.threads, trace);
@@ -123,7 +132,7 @@ class BitLinear {
     BitLinearTrace local;
     BitLinearTrace& t = trace ? *trace : local;
     t.x_norm = Array<float, 2>(Shape<2>{N, in});
-    ternary::rms_norm(x, norm_weight_, opt_.eps, t.x_norm.view());
+    ternary::rms_norm(x, norm_weight_, opt_.eps, t.x_norm.view(), threads);
     quantize(t);
     Array<float, 2> xd(Shape<2>{N, in});  // x_q / s_x
     for (index_t n = 0; n < N; ++n)

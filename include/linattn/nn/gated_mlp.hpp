@@ -44,7 +44,7 @@ class GatedMLP {
     up_.forward(x, u.view(), run.threads);
     float* gp = g.data();
     const float* up = u.data();
-    linattn::detail::parallel_rows(N, linattn::detail::rows_for(I), run.threads, [&](index_t r0, index_t r1) {
+    linattn::detail::parallel_rows(N, I, run.threads, [&](index_t r0, index_t r1) {
       linattn::detail::silu_inplace(gp + r0 * I, (r1 - r0) * I);
       for (index_t j = r0 * I; j < r1 * I; ++j) gp[j] *= up[j];
     });

@@ -145,7 +145,7 @@ class GLAAttention {
       w_.g_proj.forward(x, g.view(), run.threads);
     }
     const index_t gk_cols = gk.size(1), qk_cols = p.q.size(1), kk_cols = p.k.size(1);
-    linattn::detail::parallel_rows(R, linattn::detail::rows_for(gk_cols + qk_cols + kk_cols), run.threads,
+    linattn::detail::parallel_rows(R, gk_cols + qk_cols + kk_cols, run.threads,
                                    [&](index_t r0, index_t r1) {
                                      for (float* e = gk.data() + r0 * gk_cols; e != gk.data() + r1 * gk_cols; ++e) {
                                        *e = logsigmoid(*e) / c_.gate_logit_normalizer;
@@ -173,7 +173,7 @@ class GLAAttention {
     const TensorView<float, 2> heads(o.data(), {R * H, V});
     rms_norm(heads, w_.g_norm, c_.norm_eps, heads, run.threads);
     if (c_.use_output_gate)
-      linattn::detail::parallel_rows(R, linattn::detail::rows_for(H * V), run.threads, [&](index_t r0, index_t r1) {
+      linattn::detail::parallel_rows(R, H * V, run.threads, [&](index_t r0, index_t r1) {
         linattn::detail::silu_inplace(g.data() + r0 * H * V, (r1 - r0) * H * V);
         float* op = o.data();
         for (index_t j = r0 * H * V; j < r1 * H * V; ++j) op[j] *= g.data()[j];

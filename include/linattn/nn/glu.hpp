@@ -3,8 +3,6 @@
 //   out = BitLinear_down(silu(u[:, :I]) ⊙ u[:, I:])    I → D
 #pragma once
 
-#include <optional>
-
 #include <string>
 #include <utility>
 
@@ -45,30 +43,23 @@ class GLU {
     forward(x, out, run.arithmetic, run.threads);
   }
 
-  // x, out [N, D]; threads default to those the BitLinears were built with.
+  // x, out [N, D]
   void forward(TensorView<const float, 2> x, TensorView<float, 2> out, Arithmetic arithmetic = Arithmetic::integer,
-               std::optional<Threads> threads = std::nullopt) const {
+               Threads threads = {}) const {
     constexpr const char* where = "linattn::nn::GLU::forward";
     const index_t N = x.size(0), D = hidden_size(), I = intermediate_size();
     linattn::detail::check_shape(where, "x", x, {-1, D});
     linattn::detail::check_shape(where, "out", out, {N, D});
-    const Threads nt = threads.value_or(gate_.options().kernel.threads);
     Array<float, 2> u({N, 2 * I}), z({N, I});
-    if (arithmetic == Arithmetic::integer)
-      gate_.forward(x, u.view(), nt);
-    else
-      gate_.forward_reference(x, u.view(), nt);
-    linattn::detail::parallel_rows(N, linattn::detail::rows_for(2 * I), nt, [&](index_t r0, index_t r1) {
+    gate_.forward(x, u.view(), arithmetic, threads);
+    linattn::detail::parallel_rows(N, 2 * I, threads, [&](index_t r0, index_t r1) {
       for (index_t n = r0; n < r1; ++n) {
         float* un = u.view().ptr(n);
         linattn::detail::silu_inplace(un, I);
         for (index_t j = 0; j < I; ++j) z(n, j) = un[j] * un[I + j];
       }
     });
-    if (arithmetic == Arithmetic::integer)
-      down_.forward(z.cview(), out, nt);
-    else
-      down_.forward_reference(z.cview(), out, nt);
+    down_.forward(z.cview(), out, arithmetic, threads);
   }
 
  private:

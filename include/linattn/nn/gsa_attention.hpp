@@ -136,7 +136,7 @@ class GSAAttention {
   // activate() over the rows of a [R, C], split over the threads at prefill.
   static void activate_rows(Activation act, Array<float, 2>& a, Threads threads) {
     const index_t C = a.size(1);
-    linattn::detail::parallel_rows(a.size(0), linattn::detail::rows_for(C), threads,
+    linattn::detail::parallel_rows(a.size(0), C, threads,
                                    [&](index_t r0, index_t r1) { activate(act, a.data() + r0 * C, (r1 - r0) * C); });
   }
 
@@ -169,7 +169,7 @@ class GSAAttention {
     float* f = in.f.data();
     float* s = in.s.data();
     const index_t F = in.f.size(1);
-    linattn::detail::parallel_rows(in.f.size(0), linattn::detail::rows_for(4 * F), run.threads, [&](index_t r0, index_t r1) {
+    linattn::detail::parallel_rows(in.f.size(0), 4 * F, run.threads, [&](index_t r0, index_t r1) {
       for (index_t j = r0 * F; j < r1 * F; ++j) {
         f[j] = logsigmoid(f[j]) / c_.gate_logit_normalizer;
         s[j] = -std::expm1(f[j]);  // 1 − e^f without cancellation for f near 0

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <algorithm>
-#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -108,9 +107,9 @@ class MLGRU {
 
   // x, out [B, T, D] (contiguous); state [B, E]: the state before the first token (zeros if
   // null) and, when given, overwritten with the state after the last. T = 1 is a decode step.
-  // threads: the projections and elementwise stages (default: those the BitLinears were built with).
+  // threads: the projections, the recurrence and the elementwise stages.
   void forward(TensorView<const float, 3> x, TensorView<float, 3> out, hgrn::State<float>* state = nullptr,
-               Arithmetic arithmetic = Arithmetic::integer, std::optional<Threads> threads = std::nullopt) const {
+               Arithmetic arithmetic = Arithmetic::integer, Threads threads = {}) const {
     constexpr const char* where = "linattn::nn::MLGRU::forward";
     const index_t B = x.size(0), T = x.size(1), D = hidden_size(), E = expanded_size();
     linattn::detail::check_shape(where, "x", x, {-1, -1, D});
@@ -123,14 +122,12 @@ class MLGRU {
       *state = hgrn::State<float>(Shape<2>{B, E});
     }
     const index_t rows = B * T;
-    const Threads nt = threads.value_or(i_.options().kernel.threads);
-    const index_t block = linattn::detail::rows_for(E);
     const TensorView<const float, 2> x2(x.data(), {rows, D});
     Array<float, 2> i({rows, E}), f({rows, E}), g({rows, E});
-    project(i_, x2, i.view(), arithmetic, nt);
-    project(f_, x2, f.view(), arithmetic, nt);
-    project(g_, x2, g.view(), arithmetic, nt);
-    linattn::detail::parallel_rows(rows, block, nt, [&](index_t r0, index_t r1) {
+    i_.forward(x2, i.view(), arithmetic, threads);
+    f_.forward(x2, f.view(), arithmetic, threads);
+    g_.forward(x2, g.view(), arithmetic, threads);
+    linattn::detail::parallel_rows(rows, E, threads, [&](index_t r0, index_t r1) {
       linattn::detail::sigmoid_inplace(f.data() + r0 * E, (r1 - r0) * E);
       linattn::detail::silu_inplace(i.data() + r0 * E, (r1 - r0) * E);
       for (index_t r = r0; r < r1; ++r)
@@ -143,28 +140,20 @@ class MLGRU {
     });
     Array<float, 3> h({B, T, E});
     hgrn::Options ropt;
-    ropt.threads = linattn::detail::step_threads(nt, rows * E);
+    ropt.threads = linattn::detail::step_threads(threads, rows * E);
     hgrn::recurrent<float>(TensorView<const float, 3>(i.data(), {B, T, E}),
                            hgrn::linear_gates<float>(TensorView<const float, 3>(f.data(), {B, T, E})), h.view(), state,
                            state, ropt);
     Array<float, 2> y({rows, E});
-    rms_norm(g.cview(), g_norm_, eps_, y.view(), nt);
-    linattn::detail::parallel_rows(rows, block, nt, [&](index_t r0, index_t r1) {
+    rms_norm(g.cview(), g_norm_, eps_, y.view(), threads);
+    linattn::detail::parallel_rows(rows, E, threads, [&](index_t r0, index_t r1) {
       linattn::detail::silu_inplace(h.data() + r0 * E, (r1 - r0) * E);
       for (index_t j = r0 * E; j < r1 * E; ++j) y.data()[j] *= h.data()[j];
     });
-    project(o_, y.cview(), TensorView<float, 2>(out.data(), {rows, D}), arithmetic, nt);
+    o_.forward(y.cview(), TensorView<float, 2>(out.data(), {rows, D}), arithmetic, threads);
   }
 
  private:
-  static void project(const BitLinear& p, TensorView<const float, 2> x, TensorView<float, 2> y, Arithmetic a,
-                      Threads threads) {
-    if (a == Arithmetic::integer)
-      p.forward(x, y, threads);
-    else
-      p.forward_reference(x, y, threads);
-  }
-
   BitLinear i_, f_, g_, o_;
   std::vector<float> g_norm_, lower_bound_;
   float eps_ = 1e-6f;

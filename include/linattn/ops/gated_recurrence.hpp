@@ -844,34 +844,33 @@ void step_head(const Q* q, const KT* k, const VT* v, const GT* g, O* o, Acc* S, 
 // ---------------------------------------------------------------------------------------
 struct HeadRange {
   index_t sequence, first, last;  // heads [first, last)
-  index_t v0 = 0, v1 = 0;         // value columns [v0, v1) of the state; v1 = 0: all of them
+  index_t v0, v1;                 // value columns [v0, v1) of the state
 };
 
 // With fewer (sequence, head) pairs than threads, a key-gated recurrence (GLA) also splits its
 // value columns: every column of S and o evolves on its own (o[:, j] = q·S[:, j]; the key gate
 // scales rows), so blocks of columns are independent items with the same arithmetic per column.
 // Blocks stay at least kMinValueBlock wide (whole AVX-512 tiles; narrower ones lose more to
-// recomputing the chunk's scores than they gain).
+// recomputing the chunk's scores than they gain). Only for a gate on the key axis (a value-axis
+// gate, GSA pass 1 and HGRN, has drivers of its own), and only where the per-column arithmetic
+// does not depend on the block's width: the recurrent and fused chunk kernels, not the chunk
+// kernel, whose Eigen products over a narrower block round differently (1e-7 relative), which
+// would make its results depend on the thread count.
 inline constexpr index_t kMinValueBlock = 64;
 
-inline std::vector<HeadRange> head_value_ranges(index_t sequences, index_t heads, index_t V, int threads) {
+inline std::vector<HeadRange> head_ranges(index_t sequences, index_t heads, index_t V, int threads, bool split_values) {
   const index_t pairs = sequences * heads;
-  const index_t splits = std::clamp<index_t>((threads + pairs - 1) / std::max<index_t>(pairs, 1), 1,
-                                             std::max<index_t>(1, V / kMinValueBlock));
-  const index_t width = round_up((V + splits - 1) / splits, 16);
+  const index_t head_splits = std::clamp<index_t>((threads + sequences - 1) / std::max<index_t>(sequences, 1), 1, heads);
+  const index_t per = (heads + head_splits - 1) / head_splits;
+  const index_t value_splits =
+      split_values ? std::clamp<index_t>((threads + pairs - 1) / std::max<index_t>(pairs, 1), 1,
+                                         std::max<index_t>(1, V / kMinValueBlock))
+                   : 1;
+  const index_t width = value_splits == 1 ? V : round_up((V + value_splits - 1) / value_splits, 16);
   std::vector<HeadRange> items;
   for (index_t n = 0; n < sequences; ++n)
-    for (index_t h = 0; h < heads; ++h)
-      for (index_t v = 0; v < V; v += width) items.push_back({n, h, h + 1, v, std::min(V, v + width)});
-  return items;
-}
-
-inline std::vector<HeadRange> head_ranges(index_t sequences, index_t heads, int threads) {
-  const index_t splits = std::clamp<index_t>((threads + sequences - 1) / std::max<index_t>(sequences, 1), 1, heads);
-  const index_t per = (heads + splits - 1) / splits;
-  std::vector<HeadRange> items;
-  for (index_t n = 0; n < sequences; ++n)
-    for (index_t h = 0; h < heads; h += per) items.push_back({n, h, std::min(heads, h + per)});
+    for (index_t h = 0; h < heads; h += per)
+      for (index_t v = 0; v < V; v += width) items.push_back({n, h, std::min(heads, h + per), v, std::min(V, v + width)});
   return items;
 }
 

@@ -79,12 +79,11 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
   // Rows per block: the kernels' own time block (64), or whole chunks for the chunk form.
   const index_t block = form == Form::chunk ? opt.chunk_size * std::max<index_t>(1, 64 / opt.chunk_size) : 64;
   const int threads = linattn::detail::clamp_threads(opt.threads);
-  const auto items = N * H < threads ? linattn::detail::head_value_ranges(N, H, V, threads)
-                                     : linattn::detail::head_ranges(N, H, threads);
+  const auto items = linattn::detail::head_ranges(N, H, V, threads, /*split_values=*/form != Form::chunk);
   linattn::detail::parallel_for(static_cast<index_t>(items.size()), Threads{threads}, [&](index_t item) {
     const auto range = items[static_cast<std::size_t>(item)];
     const index_t n = range.sequence, h0 = range.first, h1 = range.last;
-    const index_t v0 = range.v0, Vb = range.v1 > 0 ? range.v1 - range.v0 : V;  // value columns [v0, v0 + Vb)
+    const index_t v0 = range.v0, Vb = range.v1 - range.v0;  // value columns [v0, v0 + Vb)
     const auto& sp = spans[static_cast<std::size_t>(n)];
     std::vector<Acc> S(static_cast<std::size_t>((h1 - h0) * K * Vb), Acc(0));  // [h1 - h0, K, Vb]
     if (initial_state)
