@@ -27,7 +27,8 @@ struct ConfigReader {
     if (got != want) ckpt.fail("config.json model_type is \"" + got + "\", this loader reads \"" + want + "\"");
   }
   void expect_null(const std::string& field, const std::string& why) const {
-    if (ckpt.has(field)) ckpt.fail("config.json \"" + field + "\" = " + ckpt.config()[field].dump() + " is not supported: " + why);
+    if (ckpt.has(field))
+      ckpt.fail("config.json \"" + field + "\" = " + io::detail::json_excerpt(ckpt.config()[field]) + " is not supported: " + why);
   }
   void expect_one_of(const std::string& field, const std::string& fallback, std::initializer_list<const char*> allowed) const {
     const auto v = ckpt.get<std::string>(field, fallback);
@@ -36,32 +37,67 @@ struct ConfigReader {
       if (v == a) return;
       list += std::string(list.empty() ? "" : ", ") + a;
     }
-    ckpt.fail("config.json \"" + field + "\" = \"" + v + "\" is not one of: " + list);
+    ckpt.fail("config.json \"" + field + "\" = \"" + v.substr(0, 64) + "\" is not one of: " + list);
   }
-  index_t positive(const std::string& field, index_t fallback) const {
-    const auto v = ckpt.get<index_t>(field, fallback);
-    if (v <= 0) ckpt.fail("config.json \"" + field + "\" = " + std::to_string(v) + " must be positive");
-    return v;
-  }
-  index_t positive(const std::string& field) const {
-    const auto v = ckpt.require<index_t>(field);
-    if (v <= 0) ckpt.fail("config.json \"" + field + "\" = " + std::to_string(v) + " must be positive");
+  // A size no model could have (2^31 features, layers or ids) is a corrupt config; below it,
+  // products of two sizes still fit index_t, and the weights' shapes catch the rest.
+  static constexpr index_t kMaxSize = index_t{1} << 31;
+  index_t positive(const std::string& field, index_t fallback) const { return size(field, ckpt.get<index_t>(field, fallback)); }
+  index_t positive(const std::string& field) const { return size(field, ckpt.require<index_t>(field)); }
+  // A finite real in (0, max].
+  double positive_real(const std::string& field, double fallback, double max) const {
+    const double v = ckpt.get<double>(field, fallback);
+    if (!(v > 0.0 && v <= max))
+      ckpt.fail("config.json \"" + field + "\" = " + io::detail::json_excerpt(v) + " must be in (0, " + io::detail::json_excerpt(max) + "]");
     return v;
   }
   // int(D·ratio), which must split evenly over the heads.
   index_t head_dim(index_t hidden, const std::string& field, double fallback, index_t heads) const {
-    const double ratio = ckpt.get<double>(field, fallback);
-    const auto dim = static_cast<index_t>(static_cast<double>(hidden) * ratio);
-    if (ratio <= 0 || dim <= 0 || dim % heads != 0)
-      ckpt.fail("config.json \"" + field + "\" = " + std::to_string(ratio) + " gives dimension " + std::to_string(dim) +
-                ", not a positive multiple of num_heads = " + std::to_string(heads));
+    const double ratio = positive_real(field, fallback, 1024.0);
+    const double product = static_cast<double>(hidden) * ratio;
+    const auto dim = product < static_cast<double>(kMaxSize) ? static_cast<index_t>(product) : kMaxSize;
+    if (dim <= 0 || dim >= kMaxSize || dim % heads != 0)
+      ckpt.fail("config.json \"" + field + "\" = " + io::detail::json_excerpt(ratio) + " gives dimension " + std::to_string(dim) +
+                ", not a positive multiple of num_heads = " + std::to_string(heads) + " below 2^31");
     return dim / heads;
   }
   index_t intermediate_size(index_t hidden) const {
     if (ckpt.has("intermediate_size")) return positive("intermediate_size");
-    return nn::default_intermediate_size(hidden, ckpt.get<double>("hidden_ratio", 4.0));
+    const double ratio = positive_real("hidden_ratio", 4.0, 1024.0);
+    return size("intermediate_size (from hidden_ratio)", nn::default_intermediate_size(hidden, ratio));
+  }
+  // An RMSNorm epsilon: finite, >= 0 and below 1 (beyond that it is not a guard but the scale).
+  float norm_eps(const std::string& field, float fallback) const {
+    const auto v = ckpt.get<float>(field, fallback);
+    if (!(v >= 0.0f && v < 1.0f)) ckpt.fail("config.json \"" + field + "\" = " + io::detail::json_excerpt(v) + " must be in [0, 1)");
+    return v;
+  }
+
+ private:
+  index_t size(const std::string& field, index_t v) const {
+    if (v <= 0) ckpt.fail("config.json \"" + field + "\" = " + std::to_string(v) + " must be positive");
+    if (v >= kMaxSize) ckpt.fail("config.json \"" + field + "\" = " + std::to_string(v) + " is absurd (limit 2^31)");
+    return v;
   }
 };
+
+// The ids that end a generation: config.json eos_token_id, an id or a list of ids, each in
+// [0, vocab); none when the config has none.
+inline std::vector<std::int64_t> stop_ids(const io::Checkpoint& ckpt, index_t vocab) {
+  std::vector<std::int64_t> ids;
+  if (!ckpt.has("eos_token_id")) return ids;
+  const auto& eos = ckpt.config()["eos_token_id"];
+  for (const auto& e : eos.is_array() ? eos : nlohmann::json::array({eos})) {
+    // Integers only (2.7 is not an id, and a float-to-integer conversion would truncate it).
+    const bool in_vocab = e.is_number_unsigned() ? e.get<std::uint64_t>() < static_cast<std::uint64_t>(vocab)
+                                                 : false;  // negative, fractional or not a number
+    if (!in_vocab)
+      ckpt.fail("config.json \"eos_token_id\" " + io::detail::json_excerpt(e) + " is not an id of the vocabulary [0, " +
+                std::to_string(vocab) + ")");
+    ids.push_back(static_cast<std::int64_t>(e.get<std::uint64_t>()));
+  }
+  return ids;
+}
 
 inline std::vector<float> load_norm(const io::Checkpoint& ckpt, const std::string& key, index_t n) {
   return ckpt.vector(key, n);
@@ -144,7 +180,7 @@ inline DenseLMShape read_dense_lm_shape(const ConfigReader& cfg, const std::stri
   s.head_k = cfg.head_dim(s.hidden, "expand_k", expand_k, s.heads);
   s.head_v = cfg.head_dim(s.hidden, "expand_v", 1.0, s.heads);
   if (ckpt.get<bool>("use_short_conv", false)) s.conv_width = cfg.positive("conv_size", 4);
-  s.norm_eps = ckpt.get<float>("norm_eps", 1e-6f);
+  s.norm_eps = cfg.norm_eps("norm_eps", 1e-6f);
   return s;
 }
 

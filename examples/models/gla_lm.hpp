@@ -21,7 +21,11 @@ inline GLAModel load_gla(const io::Checkpoint& ckpt, const LoadOptions& options 
   a.head_k_dim = s.head_k;
   a.head_v_dim = s.head_v;
   a.use_output_gate = ckpt.get<bool>("use_output_gate", true);
-  if (ckpt.has("clamp_min")) a.clamp_min = ckpt.get<float>("clamp_min", 0.0f);
+  if (ckpt.has("clamp_min")) {
+    a.clamp_min = ckpt.get<float>("clamp_min", 0.0f);
+    // The clamp bounds a log-gate from below; above 0 every gate would exceed 1 and grow the state.
+    if (!(*a.clamp_min <= 0.0f)) ckpt.fail("config.json \"clamp_min\" = " + std::to_string(*a.clamp_min) + " must be <= 0");
+  }
   if (ckpt.has("feature_map")) {
     try {
       a.feature_map = nn::activation_from_name(ckpt.get<std::string>("feature_map", ""));
@@ -37,7 +41,11 @@ inline GLAModel load_gla(const io::Checkpoint& ckpt, const LoadOptions& options 
     nn::GLAAttentionWeights w;
     w.qkv = load_qkv(ckpt, at, s);
     if (a.use_output_gate) w.g_proj = load_linear(ckpt, at + "g_proj.weight", HV, D);
-    const index_t rank = ckpt.info(at + "gk_proj.0.weight").shape.at(0);
+    const auto& gk0 = ckpt.info(at + "gk_proj.0.weight").shape;  // [rank, D]: the low rank is the checkpoint's
+    if (gk0.size() != 2)
+      ckpt.fail("tensor \"" + at + "gk_proj.0.weight\" has shape " + io::detail::shape_str(gk0) + ", expected [rank, " +
+                std::to_string(D) + "]");
+    const index_t rank = gk0[0];
     w.gk_proj0 = load_linear(ckpt, at + "gk_proj.0.weight", rank, D);
     w.gk_proj1 = nn::Linear(ckpt.floats(at + "gk_proj.1.weight", {KVK, rank}), ckpt.vector(at + "gk_proj.1.bias", KVK));
     w.o_proj = load_linear(ckpt, at + "o_proj.weight", D, HV);

@@ -20,8 +20,8 @@ inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& options 
   a.head_k_dim = s.head_k;
   a.head_v_dim = s.head_v;
   a.num_slots = cfg.positive("num_slots", s.head_k);
-  a.gate_logit_normalizer = ckpt.get<float>("gate_logit_normalizer", 8.0f);
-  if (!(a.gate_logit_normalizer > 0.0f)) ckpt.fail("config.json \"gate_logit_normalizer\" must be positive");
+  // Upstream uses 8 or 16; beyond 10^4 every gate is 1 to float precision.
+  a.gate_logit_normalizer = static_cast<float>(cfg.positive_real("gate_logit_normalizer", 8.0, 1e4));
   const std::string fm = ckpt.has("feature_map") ? ckpt.get<std::string>("feature_map", "") : "none";
   if (fm == "swish" || fm == "silu")
     a.feature_map = nn::GSAFeatureMap::swish;
@@ -39,7 +39,7 @@ inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& options 
   return load_dense_lm<GSAModel>(ckpt, s, options, [&](const std::string& at) {
     nn::GSAAttentionWeights w;
     w.qkv = load_qkv(ckpt, at, s);
-    w.f_proj = load_linear(ckpt, at + "f_proj.weight", s.kv_heads * a.num_slots, D);
+    w.f_proj = load_linear(ckpt, at + "f_proj.weight", checked_mul(s.kv_heads, a.num_slots, "num_kv_heads x num_slots"), D);
     w.o_proj = load_linear(ckpt, at + "o_proj.weight", D, D);
     if (a.feature_map == nn::GSAFeatureMap::t2r)
       w.t2r = load_linear(ckpt, at + "feature_map.layer.weight", s.head_k, s.head_k);

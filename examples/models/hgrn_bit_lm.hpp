@@ -38,10 +38,9 @@ inline HGRNBitModel load_hgrn_bit(const io::Checkpoint& ckpt, const LoadOptions&
 
   const index_t D = cfg.positive("hidden_size"), L = cfg.positive("num_hidden_layers"), V = cfg.positive("vocab_size");
   const index_t heads = cfg.positive("num_heads", 1);
-  const auto E = static_cast<index_t>(static_cast<double>(D) * ckpt.get<double>("expand_ratio", 1.0));
-  if (E <= 0 || E % heads != 0) ckpt.fail("config.json expand_ratio gives E = " + std::to_string(E) + ", not a positive multiple of num_heads");
+  const index_t E = heads * cfg.head_dim(D, "expand_ratio", 1.0, heads);
   const index_t I = cfg.intermediate_size(D);
-  const float eps = ckpt.get<float>("rms_norm_eps", 1e-6f);
+  const float eps = cfg.norm_eps("rms_norm_eps", 1e-6f);
   const bool use_lb = ckpt.get<bool>("use_lower_bound", true);
   if (use_lb && E != D)
     ckpt.fail("config.json expand_ratio = " + std::to_string(ckpt.get<double>("expand_ratio", 1.0)) +

@@ -58,6 +58,23 @@ TEST_CASE("TensorView indexes with strides, Array is a value", "[core][tensor]")
   REQUIRE_THROWS_AS((linattn::Array<float, 2>({2, 2}, std::vector<float>(3))), std::invalid_argument);
 }
 
+TEST_CASE("Sizes are checked: an absurd shape throws instead of wrapping into a small allocation", "[core][tensor][hardening]") {
+  using Catch::Matchers::Contains;
+  // 2^62 + 8 slots x 4 heads wrapped to 32 (the GSA state of a hostile config was 512 floats).
+  const index_t huge = (index_t{1} << 62) + 8;
+  CHECK_THROWS_AS(linattn::checked_mul(4, huge), std::length_error);
+  CHECK_THROWS_WITH(linattn::checked_mul(4, huge, "num_kv_heads x num_slots"), Contains("num_kv_heads x num_slots"));
+  CHECK_THROWS_AS(linattn::checked_mul(-1, 3), std::length_error);
+  CHECK(linattn::checked_mul(index_t{1} << 31, index_t{1} << 31) == index_t{1} << 62);
+  CHECK(linattn::checked_mul(0, huge) == 0);
+  CHECK_THROWS_WITH((linattn::Array<float, 4>({1, 4, 16, huge})), Contains("overflows"));
+  CHECK_THROWS_WITH((linattn::Array<float, 2>({-1, 4})), Contains("negative"));
+  // Fits index_t but not the address space: a clear error, not a bad_alloc from a wrapped size.
+  CHECK_THROWS_AS((linattn::Array<double, 2>({index_t{1} << 31, index_t{1} << 31})), std::length_error);
+  CHECK_THROWS_AS((linattn::row_major_strides(linattn::Shape<3>{huge, 4, 16})), std::length_error);
+  CHECK(linattn::row_major_strides(linattn::Shape<3>{0, huge, 1}) == linattn::Shape<3>{huge, 1, 1});
+}
+
 TEST_CASE("parallel_for visits every item once and rethrows worker exceptions", "[core][threads]") {
   std::vector<int> hits(1000, 0);
   linattn::detail::parallel_for(1000, linattn::Threads{2}, [&](index_t i) { hits[static_cast<std::size_t>(i)]++; });

@@ -4,8 +4,11 @@
 // restore); the loader and the model reject bad input with messages that name the problem.
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <limits>
 #include <thread>
 
 #include <sys/stat.h>
@@ -215,7 +218,7 @@ TEST_CASE("Model loader: clear errors for bad checkpoints", "[models][errors]") 
   CHECK_THROWS_WITH(model.forward(std::span<const std::int64_t>(bad), cache, two.view()), Contains("256") && Contains("vocabulary"));
 }
 
-TEST_CASE("Model loader: hostile files (FIFOs, deep JSON) and a checkpoint shared by threads", "[models][errors][hardening]") {
+TEST_CASE("Model loader: hostile files (FIFOs, deep JSON) and a checkpoint shared by threads", "[models][errors][hardening][threads]") {
   TempDir dir("loader-hostile");
   const CheckpointSpec spec = linattn::examples::tiny_spec(Family::gla);
   const auto fresh = [&] {
@@ -247,4 +250,195 @@ TEST_CASE("Model loader: hostile files (FIFOs, deep JSON) and a checkpoint share
     });
   for (auto& th : loaders) th.join();
   CHECK(ckpt.unused_keys().empty());
+}
+
+namespace {
+
+// Replaces the text of `file` in `dir`.
+void write_text(const std::filesystem::path& dir, const std::string& file, const std::string& text) {
+  std::ofstream(dir / file, std::ios::trunc) << text;
+}
+
+nlohmann::json read_json_file(const std::filesystem::path& path) {
+  nlohmann::json j;
+  std::ifstream(path) >> j;
+  return j;
+}
+
+// Rewrites shard `file` with `extra` added (a tensor copied from another shard).
+void add_to_shard(const std::filesystem::path& path, const std::string& name, const linattn::io::TensorInfo& t) {
+  linattn::io::SafeTensorsWriter w;
+  {
+    const linattn::io::SafeTensorsFile f(path);
+    for (const auto& n : f.names()) w.add(n, f.info(n).dtype, f.info(n).shape, f.info(n).bytes.data());
+  }
+  w.add(name, t.dtype, t.shape, t.bytes.data());
+  w.write(path);
+}
+
+}  // namespace
+
+TEST_CASE("Model loader: config values no model could use are named, never wrapped or truncated", "[models][errors][hardening]") {
+  using Catch::Matchers::Contains;
+  TempDir dir("loader-config");
+  for (const Family family : {Family::gla, Family::gsa, Family::hgrn_bit}) {
+    CheckpointSpec spec = linattn::examples::tiny_spec(family);
+    const auto fresh = [&] {
+      std::filesystem::remove_all(dir.path());
+      linattn::examples::write_checkpoint(spec, dir.path());
+    };
+    struct Case {
+      std::string field, value_json;
+      std::vector<std::string> expect;
+    };
+    std::vector<Case> cases = {
+        // 2^64-1 was reported as -1 (a u64 read through int64); 1e300 was an undefined conversion.
+        {"hidden_size", "18446744073709551615", {"hidden_size", "18446744073709551615", "integer in"}},
+        {"hidden_size", "1e300", {"hidden_size", "1e+300", "integer in"}},
+        {"hidden_size", "4294967296", {"hidden_size", "absurd"}},
+        {"num_hidden_layers", "2.5", {"num_hidden_layers", "integer"}},
+        {"vocab_size", "-3", {"vocab_size", "positive"}},
+        {"num_heads", "1e19", {"num_heads", "integer in"}},
+        {"intermediate_size", "null", {}},  // with the hidden_ratio below
+        {"hidden_ratio", "1e300", {"hidden_ratio"}},
+    };
+    if (family == Family::hgrn_bit) {
+      cases.push_back({"expand_ratio", "1e300", {"expand_ratio"}});
+      cases.push_back({"rms_norm_eps", "-1", {"rms_norm_eps", "[0, 1)"}});
+      cases.push_back({"rms_norm_eps", "1e300", {"rms_norm_eps", "finite"}});
+    } else {
+      cases.push_back({"expand_k", "1e300", {"expand_k"}});
+      cases.push_back({"norm_eps", "-1", {"norm_eps", "[0, 1)"}});
+      cases.push_back({"norm_eps", "1e300", {"norm_eps", "finite"}});
+    }
+    if (family == Family::gsa) {
+      // 2^62 + 8 slots: num_kv_heads x num_slots wrapped to the real f_proj rows before.
+      cases.push_back({"num_slots", "4611686018427387912", {"num_slots", "absurd"}});
+      cases.push_back({"gate_logit_normalizer", "1e300", {"gate_logit_normalizer"}});
+      cases.push_back({"gate_logit_normalizer", "0", {"gate_logit_normalizer"}});
+    }
+    if (family == Family::gla) {
+      cases.push_back({"clamp_min", "-1e300", {"clamp_min", "finite"}});
+      cases.push_back({"clamp_min", "3", {"clamp_min", "<= 0"}});
+    }
+    for (const Case& c : cases) {
+      if (c.expect.empty()) continue;
+      INFO(name_of(family) << ": " << c.field << " = " << c.value_json);
+      fresh();
+      if (c.field == "hidden_ratio") edit_config(dir.path(), "intermediate_size", nullptr);
+      edit_config(dir.path(), c.field, nlohmann::json::parse(c.value_json));
+      const std::string msg = load_error(dir.path());
+      for (const auto& s : c.expect) CHECK_THAT(msg, Contains(s));
+    }
+
+    // eos_token_id: integer ids of the vocabulary only (2.7 became 2).
+    for (const char* eos : {"[2.7]", "2.7", "-1", "[1, 1e30]", "\"2\"", "100000"}) {
+      INFO(name_of(family) << ": eos_token_id = " << eos);
+      fresh();
+      edit_config(dir.path(), "eos_token_id", nlohmann::json::parse(eos));
+      const linattn::io::Checkpoint ckpt(dir.path());
+      CHECK_THROWS_WITH(linattn::examples::stop_ids(ckpt, 256), Contains("eos_token_id"));
+    }
+    fresh();
+    edit_config(dir.path(), "eos_token_id", nlohmann::json::parse("[2, 0]"));
+    CHECK(linattn::examples::stop_ids(linattn::io::Checkpoint(dir.path()), 256) == std::vector<std::int64_t>{2, 0});
+  }
+}
+
+TEST_CASE("Model loader: weights and shard indexes that disagree are named", "[models][errors][hardening]") {
+  using Catch::Matchers::Contains;
+  TempDir dir("loader-shards");
+  CheckpointSpec spec = linattn::examples::tiny_spec(Family::gla);
+  const auto fresh = [&] {
+    std::filesystem::remove_all(dir.path());
+    linattn::examples::write_checkpoint(spec, dir.path());
+  };
+  const std::string key = "model.layers.0.attn.q_proj.weight";
+
+  // A NaN weight named (it used to give NaN logits, or an error naming no tensor).
+  fresh();
+  rewrite(dir.path(), [&](const std::string& n, linattn::io::TensorInfo&, std::vector<std::byte>& bytes) {
+    if (n == key) {
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::memcpy(bytes.data() + 4 * 7, &nan, 4);
+    }
+    return true;
+  });
+  CHECK_THAT(load_error(dir.path()), Contains(key) && Contains("non-finite") && Contains("element 7"));
+  // A rank-0 weight where a matrix is read for its shape (libstdc++'s out_of_range text before).
+  fresh();
+  const std::string gk = "model.layers.0.attn.gk_proj.0.weight";
+  rewrite(dir.path(), [&](const std::string& n, linattn::io::TensorInfo& t, std::vector<std::byte>& bytes) {
+    if (n == gk) {
+      t.shape = {};
+      bytes.resize(4);
+    }
+    return true;
+  });
+  CHECK_THAT(load_error(dir.path()), Contains(gk) && Contains("shape []"));
+  // config.json that is a directory.
+  fresh();
+  std::filesystem::remove(dir.path() / "config.json");
+  std::filesystem::create_directory(dir.path() / "config.json");
+  CHECK_THAT(load_error(dir.path()), Contains("config.json") && Contains("not a regular file"));
+  // A config key given twice: nlohmann would keep one silently.
+  fresh();
+  {
+    std::string text;
+    std::ifstream in(dir.path() / "config.json");
+    text.assign(std::istreambuf_iterator<char>(in), {});
+    text.insert(text.find('{') + 1, "\"num_heads\": 3,");
+    write_text(dir.path(), "config.json", text);
+  }
+  CHECK_THAT(load_error(dir.path()), Contains("config.json") && Contains("duplicate key") && Contains("num_heads"));
+
+  spec.shards = 2;
+  const std::string index = "model.safetensors.index.json", shard1 = "model-00001-of-00002.safetensors",
+                    shard2 = "model-00002-of-00002.safetensors";
+  fresh();
+  REQUIRE(load_error(dir.path()) == "(no error)");
+  const nlohmann::json idx = read_json_file(dir.path() / index);
+  // The first key of shard 1 and of shard 2.
+  std::string in1, in2;
+  for (const auto& [k, f] : idx["weight_map"].items()) {
+    if (in1.empty() && f == shard1) in1 = k;
+    if (in2.empty() && f == shard2) in2 = k;
+  }
+  REQUIRE(!in1.empty());
+  REQUIRE(!in2.empty());
+
+  // A tensor in a shard that the index does not list (silently skipped before).
+  {
+    nlohmann::json edited = idx;
+    edited["weight_map"].erase(in2);
+    write_text(dir.path(), index, edited.dump());
+    CHECK_THAT(load_error(dir.path()), Contains(shard2) && Contains(in2) && Contains("does not list"));
+  }
+  // A key listed twice.
+  {
+    std::string text = idx.dump();
+    text.insert(text.find("\"weight_map\":{") + 14, "\"" + in1 + "\":\"" + shard1 + "\",");
+    write_text(dir.path(), index, text);
+    CHECK_THAT(load_error(dir.path()), Contains(index) && Contains("duplicate key") && Contains(in1));
+  }
+  // A tensor in two shards.
+  write_text(dir.path(), index, idx.dump());
+  {
+    const linattn::io::SafeTensorsFile f1(dir.path() / shard1);
+    const linattn::io::TensorInfo t = f1.info(in1);
+    add_to_shard(dir.path() / shard2, in1, t);
+  }
+  CHECK_THAT(load_error(dir.path()), Contains(in1) && Contains(shard2) && Contains("too"));
+  // An index beside a model.safetensors: which one is the checkpoint?
+  fresh();
+  std::filesystem::copy_file(dir.path() / shard1, dir.path() / "model.safetensors");
+  CHECK_THAT(load_error(dir.path()), Contains("both model.safetensors and") && Contains(index));
+  // A file name with a NUL: the C API would open the file named by its prefix.
+  fresh();
+  {
+    nlohmann::json edited = idx;
+    edited["weight_map"][in1] = shard1 + std::string(1, '\0') + "x";
+    write_text(dir.path(), index, edited.dump());
+    CHECK_THAT(load_error(dir.path()), Contains(in1) && Contains("not a file in the directory"));
+  }
 }

@@ -59,7 +59,9 @@ inline void exp_inplace(F* x, index_t n) {
   }();
   for (index_t i = 0; i < n; ++i) {
     const F xi = x[i];
-    const F xc = xi < lo ? lo : (xi > hi ? hi : xi);
+    // Written so that NaN clamps to lo: a NaN reaching the int conversion below is undefined
+    // behaviour (the result is put back to NaN at the end).
+    const F xc = xi >= lo ? (xi <= hi ? xi : hi) : lo;
     // Round to nearest by the add-and-subtract trick (std::nearbyint blocks vectorisation);
     // |x·log2e| < 2^22, where the trick is exact.
     constexpr F shifter = is_float ? F(12582912.0) : F(6755399441055744.0);  // 1.5·2^mant

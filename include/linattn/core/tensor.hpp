@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <stdexcept>
@@ -30,14 +31,43 @@ std::string shape_string(const Shape<R>& s) {
   return os.str();
 }
 
+// a·b for element counts. Sizes that come from files (config values, tensor shapes) must never
+// wrap into a small, plausible number: throws std::length_error naming `what` on a negative
+// operand or an overflow of index_t.
+constexpr index_t checked_mul(index_t a, index_t b, const char* what = "size") {
+  if (a < 0 || b < 0) throw std::length_error(std::string("linattn: negative ") + what);
+  if (b != 0 && a > std::numeric_limits<index_t>::max() / b)
+    throw std::length_error(std::string("linattn: ") + what + " " + std::to_string(a) + " x " + std::to_string(b) +
+                            " overflows a 64-bit element count");
+  return a * b;
+}
+
+// Number of elements of a shape; throws std::length_error on a negative extent or an overflow.
+template <std::size_t R>
+constexpr index_t checked_numel(const Shape<R>& shape) {
+  index_t n = 1;
+  for (std::size_t i = 0; i < R; ++i) {
+    if (shape[i] < 0) throw std::length_error("linattn: shape " + shape_string(shape) + " has a negative extent");
+    if (shape[i] != 0 && n > std::numeric_limits<index_t>::max() / shape[i])
+      throw std::length_error("linattn: shape " + shape_string(shape) + " overflows a 64-bit element count");
+    n *= shape[i];
+  }
+  return n;
+}
+
+// Row-major strides; the products are checked (checked_numel) so a view of an absurd shape
+// fails instead of wrapping.
 template <std::size_t R>
 constexpr Shape<R> row_major_strides(const Shape<R>& shape) {
   Shape<R> st{};
   index_t s = 1;
+  bool overflow = false;
   for (std::size_t i = R; i-- > 0;) {
     st[i] = s;
-    s *= shape[i];
+    if (shape[i] > 0 && s > std::numeric_limits<index_t>::max() / shape[i]) overflow = true;
+    else s *= shape[i];
   }
+  if (overflow) checked_numel(shape);  // throws the message
   return st;
 }
 
@@ -128,8 +158,11 @@ class Array {
 
  private:
   static index_t count(const Shape<R>& s) {
-    index_t n = 1;
-    for (auto v : s) n *= v;
+    const index_t n = checked_numel(s);
+    // A vector of more than max_size() elements throws std::length_error too, but only after
+    // the conversion to size_t; say which array it was.
+    if (static_cast<std::uint64_t>(n) > std::vector<T>().max_size())
+      throw std::length_error("linattn::Array: shape " + shape_string(s) + " is too large to allocate");
     return n;
   }
   Shape<R> shape_{};

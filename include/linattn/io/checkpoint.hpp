@@ -14,10 +14,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,6 +29,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -81,6 +85,25 @@ inline void drop_pages(std::span<const std::byte> bytes) {
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
+// Index of the first NaN or infinity in `x`, or -1. Branch-free over blocks so it vectorises
+// (an exponent of all ones is NaN or infinity); the exact index is found only on a hit.
+inline index_t first_non_finite(std::span<const float> x) {
+  constexpr std::size_t kBlock = 4096;
+  for (std::size_t b = 0; b < x.size(); b += kBlock) {
+    const std::size_t e = std::min(x.size(), b + kBlock);
+    std::uint32_t any = 0;
+    for (std::size_t i = b; i < e; ++i) {
+      std::uint32_t u;
+      std::memcpy(&u, &x[i], sizeof u);
+      any |= static_cast<std::uint32_t>((u & 0x7F800000u) == 0x7F800000u);
+    }
+    if (any)
+      for (std::size_t i = b; i < e; ++i)
+        if (!std::isfinite(x[i])) return static_cast<index_t>(i);
+  }
+  return -1;
+}
+
 }  // namespace detail
 
 class Checkpoint {
@@ -92,28 +115,13 @@ class Checkpoint {
     config_ = read_json(dir / "config.json", "config.json");
     if (!config_.is_object()) fail("config.json is not a JSON object");
     const fs::path single = dir / "model.safetensors", index = dir / "model.safetensors.index.json";
-    if (fs::exists(index)) {
-      const nlohmann::json idx = read_json(index, "model.safetensors.index.json");
-      if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
-        fail("model.safetensors.index.json has no \"weight_map\" object");
-      std::map<std::string, std::size_t> shard_of_file;
-      for (const auto& [key, file] : idx["weight_map"].items()) {
-        if (!file.is_string()) fail("model.safetensors.index.json: weight_map[\"" + key + "\"] is not a file name");
-        const std::string name = file.get<std::string>();
-        if (name.find('/') != std::string::npos || name == ".." || name.empty())
-          fail("model.safetensors.index.json: weight_map[\"" + key + "\"] = \"" + name + "\" is not a file in the directory");
-        auto it = shard_of_file.find(name);
-        if (it == shard_of_file.end()) {
-          if (!fs::exists(dir / name))
-            fail("model.safetensors.index.json names shard \"" + name + "\" (for \"" + key + "\"), which does not exist");
-          it = shard_of_file.emplace(name, shards_.size()).first;
-          shards_.push_back(std::make_shared<SafeTensorsFile>(dir / name));
-        }
-        if (!shards_[it->second]->contains(key))
-          fail("model.safetensors.index.json maps \"" + key + "\" to \"" + name + "\", which has no such tensor");
-        where_[key] = it->second;
-      }
-    } else if (fs::exists(single)) {
+    std::error_code ec;
+    const bool has_index = fs::exists(index, ec), has_single = fs::exists(single, ec);
+    if (has_index && has_single)
+      fail("has both model.safetensors and model.safetensors.index.json: remove the one that is not the checkpoint");
+    if (has_index) {
+      open_shards(dir, read_json(index, "model.safetensors.index.json"));
+    } else if (has_single) {
       shards_.push_back(std::make_shared<SafeTensorsFile>(single));
       for (const auto& name : shards_[0]->names()) where_[name] = 0;
     } else {
@@ -152,14 +160,21 @@ class Checkpoint {
       used_.insert(std::string(key));
     }
     const auto& file = shards_[where_.at(std::string(key))];
+    FloatTensor out;
     if (t.dtype == DType::F32 && reinterpret_cast<std::uintptr_t>(t.bytes.data()) % alignof(float) == 0) {
-      FloatTensor out;
       out.shape = shape;
       out.owner = file;
       out.data = reinterpret_cast<const float*>(t.bytes.data());
-      return out;
+    } else {
+      out = FloatTensor::own(shape, file->read<float>(key));
     }
-    return FloatTensor::own(shape, file->read<float>(key));
+    // A NaN or infinite weight makes every output garbage (or a sampling error far from the
+    // cause); name the tensor instead. One streaming pass, fused into the first touch of the
+    // pages that the model makes anyway.
+    if (const index_t bad = detail::first_non_finite(out.span()); bad >= 0)
+      fail("tensor \"" + std::string(key) + "\" has a non-finite value (" + std::to_string(out.data[bad]) +
+           ") at element " + std::to_string(bad));
+    return out;
   }
   std::vector<float> vector(std::string_view key, index_t n) const { return floats(key, {n}).to_vector(); }
 
@@ -201,39 +216,112 @@ class Checkpoint {
  private:
   template <class T>
   T as(const std::string& field, const nlohmann::json& v) const {
-    const auto bad = [&](const char* want) {
-      fail("config.json field \"" + field + "\" = " + v.dump() + " is not " + want);
+    const auto bad = [&](const std::string& want) {
+      fail("config.json field \"" + field + "\" = " + linattn::io::detail::json_excerpt(v) + " is not " + want);
     };
     if constexpr (std::is_same_v<T, bool>) {
       if (!v.is_boolean()) bad("a boolean");
+      return v.get<bool>();
     } else if constexpr (std::is_integral_v<T>) {
-      if (!v.is_number_integer() && !(v.is_number_float() && v.get<double>() == static_cast<double>(v.get<std::int64_t>())))
-        bad("an integer");
+      // Every conversion is range-checked first: an out-of-range float-to-integer conversion is
+      // undefined behaviour, and a wrapped integer would pass later checks.
+      const std::string range = "an integer in [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
+                                std::to_string(std::numeric_limits<T>::max()) + "]";
+      if (v.is_number_unsigned()) {
+        const auto u = v.get<std::uint64_t>();
+        if (!std::in_range<T>(u)) bad(range);
+        return static_cast<T>(u);
+      }
+      if (v.is_number_integer()) {
+        const auto i = v.get<std::int64_t>();
+        if (!std::in_range<T>(i)) bad(range);
+        return static_cast<T>(i);
+      }
+      if (!v.is_number_float()) bad("an integer");
+      const double d = v.get<double>();
+      // 2^63 and -2^63 are exact in double; [min, max] of a narrower T converts exactly too.
+      const double lo = static_cast<double>(std::numeric_limits<T>::min());
+      const double hi_excl = 2.0 * (static_cast<double>(std::numeric_limits<T>::max() / 2 + 1));
+      if (!(d >= lo && d < hi_excl)) bad(range);
+      if (std::trunc(d) != d) bad("an integer");
+      return static_cast<T>(d);
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!v.is_number()) bad("a number");
+      const double d = v.get<double>();
+      if (!std::isfinite(d) || std::fabs(d) > static_cast<double>(std::numeric_limits<T>::max()))
+        bad("a finite number in the range of a " + std::to_string(8 * sizeof(T)) + "-bit float");
+      return static_cast<T>(d);
     } else if constexpr (std::is_same_v<T, std::string>) {
       if (!v.is_string()) bad("a string");
+      return v.get<std::string>();
+    } else {
+      return v.get<T>();
     }
-    return v.get<T>();
   }
 
-  // Regular files only (a FIFO would block the open for ever), nesting at most kMaxJsonDepth.
+  // model.safetensors.index.json: {"weight_map": {key: shard file}}. Every shard is opened once;
+  // the index and the shards must agree exactly: a key maps to a shard that has it, and every
+  // tensor of a shard is listed, for that shard (a tensor in two shards or missing from the map
+  // would otherwise be loaded from one of them silently, or not at all).
+  void open_shards(const std::filesystem::path& dir, const nlohmann::json& idx) {
+    namespace fs = std::filesystem;
+    if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
+      fail("model.safetensors.index.json has no \"weight_map\" object");
+    const std::string label = "model.safetensors.index.json: weight_map[\"";
+    std::map<std::string, std::size_t> shard_of_file;
+    for (const auto& [key, file] : idx["weight_map"].items()) {
+      const std::string shown = key.substr(0, 64);
+      if (!file.is_string()) fail(label + shown + "\"] is not a file name");
+      const std::string name = file.get<std::string>();
+      // A plain file name in the directory: no separators, no "." / "..", and no NUL (which the
+      // C API would take as the end of the name, opening a different file).
+      const bool plain = !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+                         name.find('\0') == std::string::npos;
+      if (!plain)
+        fail(label + shown + "\"] = " + linattn::io::detail::json_excerpt(file) + " is not a file in the directory");
+      auto it = shard_of_file.find(name);
+      if (it == shard_of_file.end()) {
+        std::error_code ec;
+        if (!fs::exists(dir / name, ec))
+          fail("model.safetensors.index.json names shard \"" + name + "\" (for \"" + shown + "\"), which does not exist");
+        it = shard_of_file.emplace(name, shards_.size()).first;
+        shards_.push_back(std::make_shared<SafeTensorsFile>(dir / name));
+      }
+      if (!shards_[it->second]->contains(key))
+        fail("model.safetensors.index.json maps \"" + shown + "\" to \"" + name + "\", which has no such tensor");
+      where_[key] = it->second;
+    }
+    for (const auto& [name, shard] : shard_of_file)
+      for (const auto& key : shards_[shard]->names()) {
+        const auto w = where_.find(key);
+        if (w == where_.end())
+          fail("shard \"" + name + "\" has tensor \"" + key.substr(0, 64) +
+               "\", which model.safetensors.index.json does not list");
+        if (w->second != shard)
+          fail("tensor \"" + key.substr(0, 64) + "\" is in shard \"" + name + "\" too, but the index maps it to another shard");
+      }
+  }
+
+  // Regular files only (a FIFO would block the open for ever), at most kMaxJsonFileBytes, nesting
+  // at most kMaxJsonDepth, no key twice in an object.
   nlohmann::json read_json(const std::filesystem::path& path, const std::string& label) const {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) fail(label + " is not a regular file");
-    std::ifstream in(path);
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) fail("cannot read the size of " + label + ": " + ec.message());
+    if (size > kMaxJsonFileBytes)
+      fail(label + " is " + std::to_string(size) + " bytes, more than any config or index needs (limit " +
+           std::to_string(kMaxJsonFileBytes) + ")");
+    std::ifstream in(path, std::ios::binary);
     if (!in) fail("cannot open " + label);
-    const nlohmann::json::parser_callback_t depth_limit = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-      if (depth > linattn::io::detail::kMaxJsonDepth)
-        fail(label + " nests deeper than " + std::to_string(linattn::io::detail::kMaxJsonDepth) + " levels");
-      return true;
-    };
-    try {
-      return nlohmann::json::parse(in, depth_limit);
-    } catch (const nlohmann::json::exception& e) {
-      fail(label + " is not valid JSON: " + e.what());
-    }
+    std::string text(static_cast<std::size_t>(size), '\0');
+    in.read(text.data(), static_cast<std::streamsize>(size));
+    if (in.gcount() != static_cast<std::streamsize>(size)) fail("cannot read " + label + " (it changed while read?)");
+    return linattn::io::detail::parse_json(text, [&](const std::string& what) { fail(label + " " + what); });
   }
+
+  // A config or index beyond this is corrupt: the index of a 400-shard model is ~1 MB.
+  static constexpr std::uintmax_t kMaxJsonFileBytes = 64u << 20;
 
   std::filesystem::path dir_;
   nlohmann::json config_;

@@ -248,6 +248,46 @@ inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 // file would otherwise exhaust the stack in nlohmann's recursive copy, dump and destruction.
 inline constexpr int kMaxJsonDepth = 64;
 
+// Parses JSON text (a config, a shard index, a metadata value) into a DOM. Nesting is limited to
+// kMaxJsonDepth, and a key given twice in one object is an error (nlohmann would keep one of the
+// two silently). `fail(what)` must throw; `what` reads "is not valid JSON: ...", "nests deeper
+// than ...", "has a duplicate key ...".
+template <class Fail>
+nlohmann::json parse_json(std::string_view text, const Fail& fail) {
+  // nlohmann's lexer takes a NUL byte as end of input; a raw NUL is never valid JSON.
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    fail("is not valid JSON: NUL byte at offset " + std::to_string(nul));
+  std::vector<std::set<std::string>> open_objects;  // keys of every open object, outermost first
+  const nlohmann::json::parser_callback_t on_event = [&](int depth, nlohmann::json::parse_event_t ev,
+                                                         nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (depth > kMaxJsonDepth) fail("nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    if (ev == E::object_start) {
+      open_objects.emplace_back();
+    } else if (ev == E::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (ev == E::key && !open_objects.empty()) {
+      const auto& k = parsed.get_ref<const std::string&>();
+      if (!open_objects.back().insert(k).second) fail("has a duplicate key '" + k.substr(0, 64) + "'");
+    }
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(text.begin(), text.end(), on_event);
+  } catch (const nlohmann::json::exception& e) {
+    fail("is not valid JSON: " + std::string(e.what()));
+  }
+  return {};  // not reached: fail throws
+}
+
+// At most `limit` characters of a JSON value's text, for error messages (a value from a file may
+// be megabytes long).
+inline std::string json_excerpt(const nlohmann::json& v, std::size_t limit = 64) {
+  std::string s = v.dump(-1, ' ', /*ensure_ascii=*/true);
+  if (s.size() > limit) s = s.substr(0, limit - 3) + "...";
+  return s;
+}
+
 // Read-only private mapping of a whole file. Owns the mapping; moves transfer it, so spans into it
 // survive a move of the owner.
 class MappedFile {
@@ -381,12 +421,11 @@ class SafeTensorsFile {
   std::optional<nlohmann::json> metadata_json(std::string_view key) const {
     const auto v = metadata_value(key);
     if (!v) return std::nullopt;
-    try {
-      return nlohmann::json::parse(*v);
-    } catch (const nlohmann::json::parse_error& e) {
-      detail::format_fail(path_, "metadata '" + std::string(key) + "' is not valid JSON: " + e.what());
-    }
+    return detail::parse_json(*v, [&](const std::string& what) {
+      detail::format_fail(path_, "metadata '" + std::string(key) + "' " + what);
+    });
   }
+
 
   // Copies a tensor out as row-major T. Allowed conversions (anything else is a FormatError):
   //   F64/F32/F16/BF16          -> float or double (F64 -> float rounds)
@@ -485,19 +524,222 @@ class SafeTensorsFile {
     else return std::string(std::is_signed_v<T> ? "signed " : "unsigned ") + std::to_string(8 * sizeof(T)) + "-bit integer";
   }
 
-  // Reads a JSON value as a non-negative integer that fits index_t; `what` names it in errors.
-  std::uint64_t as_count(const nlohmann::ordered_json& v, const std::string& tensor, const std::string& what) const {
-    // nlohmann stores non-negative integer literals as number_unsigned, negative ones as
-    // number_integer and anything with a fraction/exponent (or too big for u64) as number_float.
-    if (v.is_number_unsigned()) {
-      const auto u = v.get<std::uint64_t>();
-      if (u > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()))
-        detail::tensor_fail(path_, tensor, what + " " + std::to_string(u) + " is too large (overflow)");
-      return u;
+  // Streams the header straight into TensorInfo entries (nlohmann's SAX interface): time linear
+  // in the header, memory proportional to the tensor count, nesting bounded by kMaxJsonDepth.
+  // A DOM would cost ~10x the header in memory, and ordered_json's linear key search made a
+  // 160k-key (2 MB) header take 47 s. Duplicate keys are rejected where they change the meaning
+  // (tensor names, an entry's fields, metadata keys); nlohmann's DOM would keep one silently.
+  class HeaderReader {
+   public:
+    using json = nlohmann::json;
+
+    HeaderReader(SafeTensorsFile& file, std::span<const std::byte> data) : f_(file), data_(data) {}
+
+    bool null() { return scalar("null"); }
+    bool boolean(bool v) { return scalar(v ? "true" : "false"); }
+    bool number_integer(json::number_integer_t v) {
+      if (v >= 0) return number_unsigned(static_cast<json::number_unsigned_t>(v));
+      const Role r = value_role();
+      if (r == Role::shape_item || r == Role::offset_item) item_fail(std::to_string(v), "is negative");
+      return scalar(std::to_string(v), r);
     }
-    if (v.is_number_integer()) detail::tensor_fail(path_, tensor, what + " is negative (" + v.dump() + ")");
-    detail::tensor_fail(path_, tensor, what + " is not a non-negative integer (" + v.dump() + ")");
-  }
+    bool number_unsigned(json::number_unsigned_t v) {
+      const Role r = value_role();
+      if (r != Role::shape_item && r != Role::offset_item) return scalar(std::to_string(v), r);
+      if (v > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()))
+        item_fail(std::to_string(v), "is too large (overflow)");
+      if (r == Role::shape_item) {
+        entry_.shape.push_back(static_cast<index_t>(v));
+      } else {
+        if (offsets_.size() == 2) detail::tensor_fail(f_.path_, key_, "data_offsets is not a [begin, end] pair (more than 2 values)");
+        offsets_.push_back(v);
+      }
+      return true;
+    }
+    bool number_float(json::number_float_t, const json::string_t& text) { return scalar(text); }
+    bool string(json::string_t& v) {
+      const Role r = value_role();
+      if (r == Role::dtype) {
+        const auto dt = parse_dtype(v);
+        if (!dt) detail::tensor_fail(f_.path_, key_, "unknown dtype '" + excerpt(v) + "'");
+        entry_.dtype = *dt;
+        return true;
+      }
+      if (r == Role::meta_value) {
+        f_.metadata_[field_] = std::move(v);
+        return true;
+      }
+      return scalar("\"" + excerpt(v) + "\"", r);
+    }
+    bool binary(json::binary_t&) { return scalar("binary"); }
+
+    bool start_object(std::size_t) { return open(/*object=*/true); }
+    bool start_array(std::size_t) { return open(/*object=*/false); }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+
+    bool key(json::string_t& k) {
+      const Role in = stack_.back();
+      if (in == Role::top) {
+        if (k != "__metadata__" && f_.index_.count(k)) detail::format_fail(f_.path_, "header has a duplicate key '" + excerpt(k) + "'");
+        if (k == "__metadata__" && seen_metadata_) detail::format_fail(f_.path_, "header has a duplicate key '__metadata__'");
+        key_ = std::move(k);
+        next_ = key_ == "__metadata__" ? Role::meta_object : Role::entry;
+      } else if (in == Role::meta_object) {
+        if (f_.metadata_.count(k)) detail::format_fail(f_.path_, "header has a duplicate key '" + excerpt(k) + "' in __metadata__");
+        field_ = std::move(k);
+        next_ = Role::meta_value;
+      } else if (in == Role::entry) {
+        Role field = Role::skip;
+        if (k == "dtype") field = Role::dtype;
+        else if (k == "shape") field = Role::shape;
+        else if (k == "data_offsets") field = Role::offsets;
+        if (field != Role::skip) {  // unknown extra fields are tolerated, as the reference does
+          const auto bit = 1u << static_cast<unsigned>(field);
+          if (fields_seen_ & bit) detail::tensor_fail(f_.path_, key_, "header has a duplicate key '" + k + "'");
+          fields_seen_ |= bit;
+        }
+        next_ = field;
+      } else {
+        next_ = Role::skip;
+      }
+      return true;
+    }
+
+    bool parse_error(std::size_t, const std::string&, const json::exception& e) {
+      detail::format_fail(f_.path_, "header is not valid JSON: " + std::string(e.what()));
+    }
+
+    void finish() const {
+      if (!done_) detail::format_fail(f_.path_, "header is not a JSON object");
+    }
+
+   private:
+    // What the value being read is; a container's role decides its children's.
+    enum class Role : std::uint8_t { top, entry, meta_object, meta_value, dtype, shape, shape_item, offsets, offset_item, skip };
+
+    // The role of the value that starts now: arrays give it from their own role, objects from
+    // the key just read.
+    Role value_role() const {
+      if (stack_.empty()) return Role::top;
+      switch (stack_.back()) {
+        case Role::shape: return Role::shape_item;
+        case Role::offsets: return Role::offset_item;
+        case Role::skip: return Role::skip;
+        default: return next_;
+      }
+    }
+
+    static std::string excerpt(const std::string& s) { return s.size() <= 64 ? s : s.substr(0, 61) + "..."; }
+
+    [[noreturn]] void item_fail(const std::string& value, const std::string& what) const {
+      const bool shape = value_role() == Role::shape_item;
+      const std::string item = shape ? "shape entry" : offsets_.empty() ? "data_offsets begin" : "data_offsets end";
+      detail::tensor_fail(f_.path_, key_, item + " " + value + " " + what);
+    }
+
+    // A scalar, or the start of a container described by `what`, where `r` is expected.
+    bool scalar(const std::string& what) { return scalar(what, value_role()); }
+    bool scalar(const std::string& what, Role r) {
+      switch (r) {
+        case Role::top: detail::format_fail(f_.path_, "header is not a JSON object (" + what + ")");
+        case Role::entry: detail::tensor_fail(f_.path_, key_, "entry is not a JSON object (" + what + ")");
+        case Role::meta_object: detail::format_fail(f_.path_, "__metadata__ is not a JSON object (" + what + ")");
+        case Role::meta_value:
+          detail::format_fail(f_.path_, "metadata value for key '" + excerpt(field_) + "' is not a string (" + what + ")");
+        case Role::dtype: detail::tensor_fail(f_.path_, key_, "dtype is not a string (" + what + ")");
+        case Role::shape: detail::tensor_fail(f_.path_, key_, "shape is not an array (" + what + ")");
+        case Role::offsets: detail::tensor_fail(f_.path_, key_, "data_offsets is not a [begin, end] pair (" + what + ")");
+        case Role::shape_item:
+        case Role::offset_item: item_fail(what, "is not a non-negative integer");
+        case Role::skip: return true;
+      }
+      return true;
+    }
+
+    bool open(bool object) {
+      if (stack_.size() >= static_cast<std::size_t>(detail::kMaxJsonDepth))
+        detail::format_fail(f_.path_, "header nests deeper than " + std::to_string(detail::kMaxJsonDepth) + " levels");
+      const Role r = value_role();
+      const bool wants_object = r == Role::top || r == Role::entry || r == Role::meta_object;
+      const bool wants_array = r == Role::shape || r == Role::offsets;
+      if (r != Role::skip && !(object ? wants_object : wants_array)) scalar(object ? "an object" : "an array", r);
+      if (r == Role::entry) {
+        entry_ = TensorInfo{};
+        entry_.name = key_;
+        offsets_.clear();
+        fields_seen_ = 0;
+      }
+      if (r == Role::meta_object) seen_metadata_ = true;
+      stack_.push_back(r);
+      return true;
+    }
+
+    bool close() {
+      const Role r = stack_.back();
+      stack_.pop_back();
+      if (r == Role::entry) add_entry();
+      if (r == Role::offsets && offsets_.size() != 2)
+        detail::tensor_fail(f_.path_, key_, "data_offsets is not a [begin, end] pair (" + std::to_string(offsets_.size()) + " values)");
+      if (r == Role::top) done_ = true;
+      return true;
+    }
+
+    void add_entry() {
+      constexpr std::pair<Role, const char*> required[] = {
+          {Role::dtype, "dtype"}, {Role::shape, "shape"}, {Role::offsets, "data_offsets"}};
+      for (const auto& [field, name] : required)
+        if (!(fields_seen_ & (1u << static_cast<unsigned>(field))))
+          detail::tensor_fail(f_.path_, key_, std::string("missing field '") + name + "'");
+      // numel * element size must fit both index_t and the address space. A zero extent makes
+      // numel 0 whatever the others are, but absurd shapes are still rejected.
+      std::uint64_t numel = 1;
+      bool overflow = false;
+      for (const index_t s : entry_.shape) {
+        const auto u = static_cast<std::uint64_t>(s);
+        if (u != 0 && numel > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()) / u) overflow = true;
+        else numel *= u;
+      }
+      const std::string shape = detail::shape_str(entry_.shape);
+      if (overflow) detail::tensor_fail(f_.path_, key_, "shape " + shape + " overflows the element count");
+      const std::uint64_t esize = dtype_size(entry_.dtype);
+      if (numel > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()) / esize)
+        detail::tensor_fail(f_.path_, key_, "shape " + shape + " overflows the byte count");
+      const std::uint64_t nbytes = numel * esize, b = offsets_[0], e = offsets_[1];
+      if (b > e) detail::tensor_fail(f_.path_, key_, "data_offsets begin " + std::to_string(b) + " > end " + std::to_string(e));
+      if (e > data_.size())
+        detail::tensor_fail(f_.path_, key_, "data_offsets end " + std::to_string(e) + " is beyond the data section (" +
+                                                std::to_string(data_.size()) + " bytes): truncated file?");
+      if (e - b != nbytes)
+        detail::tensor_fail(f_.path_, key_, "data_offsets size " + std::to_string(e - b) + " bytes does not match shape " +
+                                                shape + " x " + std::string(dtype_name(entry_.dtype)) + " = " +
+                                                std::to_string(nbytes) + " bytes");
+      entry_.bytes = data_.subspan(b, e - b);
+      extents.push_back({b, e, f_.tensors_.size()});
+      f_.index_.emplace(key_, f_.tensors_.size());
+      f_.names_.push_back(key_);
+      f_.tensors_.push_back(std::move(entry_));
+    }
+
+    SafeTensorsFile& f_;
+    std::span<const std::byte> data_;
+    std::vector<Role> stack_;       // roles of the open containers, outermost first
+    Role next_ = Role::top;         // role of the value after the last key
+    std::string key_;               // the current top-level key (tensor name)
+    std::string field_;             // the current metadata key
+    TensorInfo entry_;              // the tensor being read
+    std::vector<std::uint64_t> offsets_;
+    unsigned fields_seen_ = 0;      // bit per Role of the entry's known fields
+    bool seen_metadata_ = false;
+    bool done_ = false;             // the top-level object closed
+
+   public:
+    struct Extent {
+      std::uint64_t begin, end;
+      std::size_t tensor;
+    };
+    std::vector<Extent> extents;
+  };
 
   void parse() {
     const std::span<const std::byte> file = map_.bytes();
@@ -512,114 +754,23 @@ class SafeTensorsFile {
       detail::format_fail(path_, "header length " + std::to_string(n) + " is larger than the file (" +
                                      std::to_string(file.size()) + " bytes): truncated file?");
     const auto* header_begin = reinterpret_cast<const char*>(file.data() + 8);
-    const std::span<const std::byte> data = file.subspan(8 + n);
-
-    // nlohmann silently keeps only one of two equal keys; a duplicated tensor name would make the
-    // file ambiguous, so the parse callback tracks the keys of every open object.
-    std::vector<std::set<std::string>> open_objects;
-    std::string duplicate;
-    const nlohmann::ordered_json::parser_callback_t on_event =
-        [&](int depth, nlohmann::ordered_json::parse_event_t ev, nlohmann::ordered_json& parsed) {
-          using E = nlohmann::ordered_json::parse_event_t;
-          if (depth > detail::kMaxJsonDepth)
-            detail::format_fail(path_, "header nests deeper than " + std::to_string(detail::kMaxJsonDepth) + " levels");
-          if (ev == E::object_start) {
-            open_objects.emplace_back();
-          } else if (ev == E::object_end) {
-            if (!open_objects.empty()) open_objects.pop_back();
-          } else if (ev == E::key && !open_objects.empty() && duplicate.empty()) {
-            const auto& k = parsed.get_ref<const std::string&>();
-            if (!open_objects.back().insert(k).second) duplicate = k;
-          }
-          return true;
-        };
     // nlohmann's lexer takes a NUL byte as end of input, which would let "{}\0garbage" through;
     // a raw NUL is never valid JSON (not even inside a string), so reject it up front.
     if (const void* nul = std::memchr(header_begin, 0, n))
       detail::format_fail(path_, "header is not valid JSON: NUL byte at header offset " +
                                      std::to_string(static_cast<const char*>(nul) - header_begin));
-    nlohmann::ordered_json header;
-    try {
-      header = nlohmann::ordered_json::parse(header_begin, header_begin + n, on_event);
-    } catch (const nlohmann::json::exception& e) {
-      detail::format_fail(path_, "header is not valid JSON: " + std::string(e.what()));
-    }
-    if (!duplicate.empty()) detail::format_fail(path_, "header has a duplicate key '" + duplicate + "'");
-    if (!header.is_object()) detail::format_fail(path_, "header is not a JSON object (" + std::string(header.type_name()) + ")");
-
-    struct Extent {
-      std::uint64_t begin, end;
-      std::size_t tensor;
-    };
-    std::vector<Extent> extents;
-    for (const auto& [name, entry] : header.items()) {
-      if (name == "__metadata__") {
-        if (!entry.is_object()) detail::format_fail(path_, "__metadata__ is not a JSON object");
-        for (const auto& [k, v] : entry.items()) {
-          if (!v.is_string())
-            detail::format_fail(path_, "metadata value for key '" + k + "' is not a string (" + v.dump() + ")");
-          metadata_.emplace(k, v.get<std::string>());
-        }
-        continue;
-      }
-      if (!entry.is_object()) detail::tensor_fail(path_, name, "entry is not a JSON object");
-      // Unknown extra fields are tolerated, as the reference implementation does.
-      for (const char* field : {"dtype", "shape", "data_offsets"})
-        if (!entry.contains(field)) detail::tensor_fail(path_, name, std::string("missing field '") + field + "'");
-
-      TensorInfo t;
-      t.name = name;
-      const auto& jd = entry["dtype"];
-      if (!jd.is_string()) detail::tensor_fail(path_, name, "dtype is not a string (" + jd.dump() + ")");
-      const auto dt = parse_dtype(jd.get_ref<const std::string&>());
-      if (!dt) detail::tensor_fail(path_, name, "unknown dtype '" + jd.get<std::string>() + "'");
-      t.dtype = *dt;
-
-      const auto& js = entry["shape"];
-      if (!js.is_array()) detail::tensor_fail(path_, name, "shape is not an array (" + js.dump() + ")");
-      // numel * element size must fit both index_t and the address space.
-      std::uint64_t numel = 1;
-      bool overflow = false;
-      for (const auto& d : js) {
-        const std::uint64_t s = as_count(d, name, "shape entry");
-        t.shape.push_back(static_cast<index_t>(s));
-        if (s != 0 && numel > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()) / s) overflow = true;
-        else numel *= s;
-      }
-      // A zero extent makes numel 0 whatever the others are, but keep rejecting absurd shapes.
-      if (overflow) detail::tensor_fail(path_, name, "shape " + js.dump() + " overflows the element count");
-      const std::uint64_t esize = dtype_size(t.dtype);
-      if (numel > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()) / esize)
-        detail::tensor_fail(path_, name, "shape " + js.dump() + " overflows the byte count");
-      const std::uint64_t nbytes = numel * esize;
-
-      const auto& jo = entry["data_offsets"];
-      if (!jo.is_array() || jo.size() != 2)
-        detail::tensor_fail(path_, name, "data_offsets is not a [begin, end] pair (" + jo.dump() + ")");
-      const std::uint64_t b = as_count(jo[0], name, "data_offsets begin");
-      const std::uint64_t e = as_count(jo[1], name, "data_offsets end");
-      if (b > e)
-        detail::tensor_fail(path_, name, "data_offsets begin " + std::to_string(b) + " > end " + std::to_string(e));
-      if (e > data.size())
-        detail::tensor_fail(path_, name, "data_offsets end " + std::to_string(e) + " is beyond the data section (" +
-                                             std::to_string(data.size()) + " bytes): truncated file?");
-      if (e - b != nbytes)
-        detail::tensor_fail(path_, name, "data_offsets size " + std::to_string(e - b) + " bytes does not match shape " +
-                                             detail::shape_str(t.shape) + " x " + std::string(dtype_name(t.dtype)) +
-                                             " = " + std::to_string(nbytes) + " bytes");
-      t.bytes = data.subspan(b, e - b);
-      extents.push_back({b, e, tensors_.size()});
-      index_.emplace(name, tensors_.size());
-      names_.push_back(name);
-      tensors_.push_back(std::move(t));
-    }
+    HeaderReader reader(*this, file.subspan(8 + n));
+    nlohmann::json::sax_parse(header_begin, header_begin + n, &reader);
+    reader.finish();
 
     // The spec forbids overlapping tensors (aliasing would make writes through one tensor change
     // another) and also gaps; gaps are harmless for reading, so only overlap is rejected.
-    std::sort(extents.begin(), extents.end(),
-              [](const Extent& a, const Extent& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
-    const Extent* prev = nullptr;
-    for (const Extent& x : extents) {
+    auto& extents = reader.extents;
+    std::sort(extents.begin(), extents.end(), [](const auto& a, const auto& b) {
+      return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    });
+    const HeaderReader::Extent* prev = nullptr;
+    for (const auto& x : extents) {
       if (x.begin == x.end) continue;  // an empty tensor occupies no bytes
       if (prev != nullptr && x.begin < prev->end)
         detail::tensor_fail(path_, tensors_[x.tensor].name,
@@ -629,7 +780,6 @@ class SafeTensorsFile {
       if (prev == nullptr || x.end > prev->end) prev = &x;
     }
   }
-
   std::string path_;
   detail::MappedFile map_;
   std::vector<TensorInfo> tensors_;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -84,6 +85,8 @@ class CausalLM {
     constexpr const char* where = "linattn::lm::CausalLM";
     linattn::detail::require(embeddings_.shape.size() == 2 && embeddings_.shape[0] > 0, where,
                              "embeddings must be a non-empty [vocab, hidden] matrix");
+    linattn::detail::require(std::isfinite(norm_eps) && norm_eps >= 0.0f, where,
+                             "norm_eps must be finite and >= 0, got " + std::to_string(norm_eps));
     const index_t D = hidden_size();
     linattn::detail::require(static_cast<index_t>(final_norm_.size()) == D, where, "final norm weight must be [hidden]");
     for (std::size_t i = 0; i < blocks_.size(); ++i)

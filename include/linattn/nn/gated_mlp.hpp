@@ -17,9 +17,15 @@
 namespace linattn::nn {
 
 // intermediate_size when the config leaves it null: 256·⌈int(D·hidden_ratio·2/3)/256⌉ (SPEC §5.0).
+// Throws std::invalid_argument when the result is not a positive size below 2^40 (the product is
+// formed in double: converting an out-of-range double to an integer is undefined behaviour).
 inline index_t default_intermediate_size(index_t hidden_size, double hidden_ratio) {
-  const auto base = static_cast<index_t>(static_cast<double>(hidden_size) * hidden_ratio * 2.0 / 3.0);
-  return 256 * ((base + 255) / 256);
+  const double base = static_cast<double>(hidden_size) * hidden_ratio * 2.0 / 3.0;
+  linattn::detail::require(hidden_size > 0 && base >= 1.0 && base <= 0x1p40, "linattn::nn::default_intermediate_size",
+                           "hidden_size " + std::to_string(hidden_size) + " x hidden_ratio " + std::to_string(hidden_ratio) +
+                               " does not give a positive intermediate size below 2^40");
+  const auto whole = static_cast<index_t>(base);
+  return 256 * ((whole + 255) / 256);
 }
 
 class GatedMLP {

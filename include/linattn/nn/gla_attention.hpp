@@ -65,13 +65,23 @@ class GLAAttention {
     linattn::detail::require(c_.num_heads > 0 && c_.num_kv_heads > 0 && c_.num_heads % c_.num_kv_heads == 0, where,
                              "num_heads must be a positive multiple of num_kv_heads");
     const index_t D = c_.hidden_size, H = c_.num_heads, Hkv = c_.num_kv_heads, K = c_.head_k_dim, V = c_.head_v_dim;
-    w_.qkv.check(where, D, H * K, Hkv * K, Hkv * V);
-    if (c_.use_output_gate) w_.g_proj.expect_shape(where, "g_proj", H * V, D);
+    // Checked: the sizes may come from a config file, and a wrapped product could match a weight.
+    const index_t HK = checked_mul(H, K, "num_heads x head_k_dim"), HV = checked_mul(H, V, "num_heads x head_v_dim"),
+                  KVK = checked_mul(Hkv, K, "num_kv_heads x head_k_dim"), KVV = checked_mul(Hkv, V, "num_kv_heads x head_v_dim");
+    w_.qkv.check(where, D, HK, KVK, KVV);
+    if (c_.use_output_gate) w_.g_proj.expect_shape(where, "g_proj", HV, D);
     w_.gk_proj0.expect_shape(where, "gk_proj.0", w_.gk_proj0.out_features(), D);
-    w_.gk_proj1.expect_shape(where, "gk_proj.1", Hkv * K, w_.gk_proj0.out_features());
-    w_.o_proj.expect_shape(where, "o_proj", D, H * V);
+    w_.gk_proj1.expect_shape(where, "gk_proj.1", KVK, w_.gk_proj0.out_features());
+    w_.o_proj.expect_shape(where, "o_proj", D, HV);
     linattn::detail::require(w_.g_norm.empty() || static_cast<index_t>(w_.g_norm.size()) == V, where,
                              "g_norm weight must have head_v_dim elements");
+    // A log-gate above 0 would grow the state without bound; −inf or NaN would poison it.
+    linattn::detail::require(!c_.clamp_min || (std::isfinite(*c_.clamp_min) && *c_.clamp_min <= 0.0f), where,
+                             "clamp_min must be finite and <= 0, got " + std::to_string(c_.clamp_min.value_or(0.0f)));
+    linattn::detail::require(std::isfinite(c_.gate_logit_normalizer) && c_.gate_logit_normalizer > 0.0f, where,
+                             "gate_logit_normalizer must be finite and > 0, got " + std::to_string(c_.gate_logit_normalizer));
+    linattn::detail::require(std::isfinite(c_.norm_eps) && c_.norm_eps >= 0.0f, where,
+                             "norm_eps must be finite and >= 0, got " + std::to_string(c_.norm_eps));
     if (w_.g_norm.empty()) w_.g_norm.assign(static_cast<std::size_t>(V), 1.0f);
   }
 

@@ -66,12 +66,17 @@ class GSAAttention {
     need(c_.num_heads > 0 && c_.num_kv_heads > 0 && c_.num_heads % c_.num_kv_heads == 0,
          "num_heads must be a positive multiple of num_kv_heads");
     need(c_.num_slots > 0, "num_slots must be positive");
+    need(std::isfinite(c_.gate_logit_normalizer) && c_.gate_logit_normalizer > 0.0f,
+         "gate_logit_normalizer must be finite and > 0, got " + std::to_string(c_.gate_logit_normalizer));
     const index_t D = c_.hidden_size, H = c_.num_heads, Hkv = c_.num_kv_heads, K = c_.head_k_dim, V = c_.head_v_dim;
-    need(H * V == D, "the value dim H·V = " + std::to_string(H * V) + " must equal hidden_size " + std::to_string(D) +
-                         " (the output norm weight is [hidden_size], SPEC §8.12)");
-    w_.qkv.check(where, D, H * K, Hkv * K, Hkv * V);
-    w_.f_proj.expect_shape(where, "f_proj", Hkv * c_.num_slots, D);
-    w_.o_proj.expect_shape(where, "o_proj", D, H * V);
+    // Checked: the sizes may come from a config file, and a wrapped product could match a weight.
+    const index_t HK = checked_mul(H, K, "num_heads x head_k_dim"), HV = checked_mul(H, V, "num_heads x head_v_dim"),
+                  KVK = checked_mul(Hkv, K, "num_kv_heads x head_k_dim"), KVV = checked_mul(Hkv, V, "num_kv_heads x head_v_dim");
+    need(HV == D, "the value dim H·V = " + std::to_string(HV) + " must equal hidden_size " + std::to_string(D) +
+                      " (the output norm weight is [hidden_size], SPEC §8.12)");
+    w_.qkv.check(where, D, HK, KVK, KVV);
+    w_.f_proj.expect_shape(where, "f_proj", checked_mul(Hkv, c_.num_slots, "num_kv_heads x num_slots"), D);
+    w_.o_proj.expect_shape(where, "o_proj", D, HV);
     if (c_.feature_map == GSAFeatureMap::t2r) w_.t2r.expect_shape(where, "feature_map.layer", K, K);
     need(w_.g_norm.empty() || static_cast<index_t>(w_.g_norm.size()) == D, "g_norm weight must have hidden_size elements");
     if (w_.g_norm.empty()) w_.g_norm.assign(static_cast<std::size_t>(D), 1.0f);
