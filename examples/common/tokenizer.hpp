@@ -46,16 +46,28 @@ class Tokenizer {
   std::int64_t unk_id() const;
   std::string piece(std::int64_t id) const;  // the piece's spelling, e.g. "▁the" or "<0x0A>"
   const std::filesystem::path& path() const;
+  // Whether decoding applies the model's denormalisation rules (a rule set rewriting the decoded
+  // text as a whole; rare, Llama-style tokenizers have none). Stream is exact either way, but
+  // then decodes the whole sequence at each push.
+  bool denormalizes() const;
 
   // Incremental detokenisation for printing a generation as it runs. push() returns only the
-  // text that the new id completes: it decodes the whole sequence (so SentencePiece's handling of
-  // leading spaces and byte pieces is exactly decode()'s) and emits the new suffix, holding back
-  // trailing byte-fallback pieces that do not yet form a complete UTF-8 character. finish()
-  // returns whatever is still held back. The concatenation of every push() and finish() equals
-  // decode(generated ids) after `context` (the prompt, whose text is not emitted but decides
-  // whether the first generated word starts with a space).
-  // Cost: one decode of context + generated ids per push (O(n) each); fine for the few thousand
-  // tokens an example generates.
+  // text that the new id completes, holding back trailing byte-fallback pieces that do not yet
+  // form a complete UTF-8 character; finish() returns whatever is still held back. The
+  // concatenation of every push() and finish() equals decode(context + generated ids) after the
+  // text of `context` (the prompt, whose text is not emitted but decides whether the first
+  // generated word starts with a space): SentencePiece's handling of leading spaces and of byte
+  // pieces is exactly decode()'s.
+  //
+  // Cost: O(1) amortised per push, not a decode of the whole sequence. Each push decodes only the
+  // ids since the last "anchor": a position where SentencePiece's decoding of what follows no
+  // longer depends on what precedes it — after a non-byte piece, or after a byte piece that
+  // completes a character, once some text has been produced. A window that starts there is
+  // decoded behind one fixed ordinary piece (so that its first piece does not lose a leading
+  // space as the first piece of a text does), and the text of the pieces after it is exactly
+  // their text in the whole decode. Two cases keep a longer window: while the text is still
+  // empty (only control pieces and spaces so far), and for a tokenizer with a denormalisation
+  // rule set (rewriting across piece boundaries): that one decodes the whole sequence each push.
   class Stream {
    public:
     explicit Stream(const Tokenizer& tokenizer, std::span<const std::int64_t> context = {});
@@ -65,8 +77,12 @@ class Tokenizer {
     std::span<const std::int64_t> generated() const {
       return std::span<const std::int64_t>(ids_).subspan(context_size_);
     }
+    // Ids this stream has handed to SentencePiece so far, construction included: its cost, which
+    // the tests bound.
+    std::size_t decoded_ids() const { return decoded_ids_; }
 
    private:
+    // Decodes the window [start_, n_ids), returns its text beyond shown_, and moves the anchor.
     std::string emit(std::size_t n_ids);
     // How many of ids_ decode to complete text: all but a trailing run of byte pieces that is an
     // unfinished UTF-8 sequence.
@@ -75,8 +91,11 @@ class Tokenizer {
     const Tokenizer* tok_;
     std::vector<std::int64_t> ids_;  // context, then generated ids
     std::size_t context_size_;
-    std::size_t context_bytes_;  // length of the context's text (where generated text begins)
-    std::size_t emitted_ = 0;    // bytes of generated text already returned
+    std::size_t start_ = 0;          // the window: ids_[start_, ...) are decoded at each push
+    bool anchored_ = false;          // decoded behind the anchor piece (else from the very start)
+    bool text_before_ = false;       // the text of ids_[0, start_) is not empty
+    std::size_t shown_ = 0;          // bytes of the window's text already accounted for
+    std::size_t decoded_ids_ = 0;
   };
 
   Stream stream(std::span<const std::int64_t> context = {}) const { return Stream(*this, context); }

@@ -3,12 +3,15 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace linattn::examples {
@@ -22,22 +25,24 @@ inline std::string format_ids(std::span<const std::int64_t> ids) {
   return s;
 }
 
-// "1,2,3" → {1, 2, 3}; anything else (empty items, non-numbers, an empty list) throws
-// std::invalid_argument naming the item.
+// "1,2,3" → {1, 2, 3}. Each item is a decimal number in [0, 2^63): no sign, spaces or other
+// characters. Anything else (an empty item, a non-number, a negative or out-of-range number, an
+// empty list) throws std::invalid_argument naming the item.
 inline std::vector<std::int64_t> parse_ids(std::string_view text) {
   std::vector<std::int64_t> out;
   std::size_t pos = 0;
   while (pos <= text.size()) {
     const std::size_t comma = std::min(text.find(',', pos), text.size());
-    const std::string item(text.substr(pos, comma - pos));
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size()) throw std::invalid_argument("\"" + item + "\" is not a token id");
+    const std::string_view item = text.substr(pos, comma - pos);
+    const bool digits = !item.empty() && std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits) throw std::invalid_argument("\"" + std::string(item) + "\" is not a token id (a decimal number >= 0)");
+    std::int64_t v = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec == std::errc::result_out_of_range)
+      throw std::invalid_argument("\"" + std::string(item) + "\" is out of range for a token id (at most " +
+                                  std::to_string(std::numeric_limits<std::int64_t>::max()) + ")");
+    if (ec != std::errc() || end != item.data() + item.size())
+      throw std::invalid_argument("\"" + std::string(item) + "\" is not a token id (a decimal number >= 0)");
     out.push_back(v);
     pos = comma + 1;
   }

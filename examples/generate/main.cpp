@@ -16,11 +16,11 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "generate/id_list.hpp"
+#include "generate/options.hpp"
 #include "models/any_model.hpp"
 #if LINATTN_HAVE_SENTENCEPIECE
 #include "common/tokenizer.hpp"
@@ -29,98 +29,7 @@
 namespace {
 
 using namespace linattn;
-
-struct Args {
-  std::string model;
-  std::vector<std::string> prompts;
-  std::vector<std::vector<std::int64_t>> ids;
-  index_t max_new_tokens = 32;
-  lm::SamplingOptions sampling;
-  int threads = 0;
-  ternary::Packing packing = ternary::Packing::bits2;
-  nn::Form form = nn::Form::automatic;
-  bool reference = false;
-  std::string dump_logits;
-};
-
-constexpr const char* kUsage =
-    "usage: linattn-generate --model DIR (--prompt TEXT | --ids 1,2,3)... [--max-new-tokens N]\n"
-    "         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--packing 2|1.6]\n"
-    "         [--form auto|chunk|recurrent] [--reference] [--dump-logits FILE.safetensors]\n"
-    "  --model DIR          Hugging Face checkpoint: config.json + model.safetensors (or shards)\n"
-    "  --prompt TEXT        text prompt (needs DIR/tokenizer.model); repeat for a batch\n"
-    "  --ids LIST           prompt token ids; generated ids are printed as one line per prompt\n"
-    "  --max-new-tokens N   tokens to generate per prompt (default 32); stops early at eos\n"
-    "  --temperature T      0 = greedy (default); top-k (0 = off), top-p (1 = off), seed\n"
-    "  --threads N          threads (default 0: every core this process may run on; more are clamped to that)\n"
-    "  --packing 2|1.6      MatMul-free LM ternary weights: 2-bit (default) or base-3 1.6-bit\n"
-    "  --form F             prefill form: auto (recurrent up to 64 tokens, else chunk), chunk, recurrent\n"
-    "  --reference          MatMul-free LM: dense float weights instead of the integer kernels\n"
-    "  --dump-logits FILE   write the first prompt's logits [T, vocab] (float32, 'logits') and exit\n";
-
-[[noreturn]] void usage_error(const std::string& what) {
-  std::cerr << "linattn-generate: " << what << "\n" << kUsage;
-  std::exit(2);
-}
-
-template <class T>
-T number(const std::string& flag, const std::string& text) {
-  std::istringstream in(text);
-  T v{};
-  in >> v;
-  if (!in || !in.eof()) usage_error(flag + " expects a number, got \"" + text + "\"");
-  return v;
-}
-
-std::vector<std::int64_t> parse_ids(const std::string& text) {
-  try {
-    return examples::parse_ids(text);
-  } catch (const std::invalid_argument& e) {
-    usage_error(std::string("--ids: ") + e.what());
-  }
-}
-
-Args parse(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (flag == "--reference") {
-      a.reference = true;
-      continue;
-    }
-    if (i + 1 >= argc) usage_error(flag + " needs a value (or is unknown)");
-    const std::string v = argv[++i];
-    if (flag == "--model") a.model = v;
-    else if (flag == "--prompt") a.prompts.push_back(v);
-    else if (flag == "--ids") a.ids.push_back(parse_ids(v));
-    else if (flag == "--max-new-tokens") a.max_new_tokens = number<index_t>(flag, v);
-    else if (flag == "--temperature") a.sampling.temperature = number<float>(flag, v);
-    else if (flag == "--top-k") a.sampling.top_k = number<int>(flag, v);
-    else if (flag == "--top-p") a.sampling.top_p = number<float>(flag, v);
-    else if (flag == "--seed") a.sampling.seed = number<std::uint64_t>(flag, v);
-    else if (flag == "--threads") a.threads = number<int>(flag, v);
-    else if (flag == "--packing") {
-      if (v == "2") a.packing = ternary::Packing::bits2;
-      else if (v == "1.6") a.packing = ternary::Packing::base3;
-      else usage_error("--packing must be 2 or 1.6, got \"" + v + "\"");
-    } else if (flag == "--form") {
-      if (v == "auto") a.form = nn::Form::automatic;
-      else if (v == "chunk") a.form = nn::Form::chunk;
-      else if (v == "recurrent") a.form = nn::Form::recurrent;
-      else usage_error("--form must be auto, chunk or recurrent, got \"" + v + "\"");
-    } else if (flag == "--dump-logits") a.dump_logits = v;
-    else usage_error("unknown option " + flag);
-  }
-  if (a.model.empty()) usage_error("--model is required");
-  if (a.prompts.empty() == a.ids.empty()) usage_error("give --prompt or --ids (not both)");
-  if (a.max_new_tokens < 0) usage_error("--max-new-tokens must be >= 0");
-  if (a.threads < 0) usage_error("--threads must be >= 0");
-  return a;
-}
+using Args = examples::GenerateOptions;
 
 double peak_rss_mib() {
   rusage u{};
@@ -149,12 +58,29 @@ int run(const Args& args) {
   const auto type = ckpt.require<std::string>("model_type");
   std::cerr << "linattn-generate: " << type << " model from " << args.model << " loaded in " << load_s << " s\n";
 
+  const index_t model_vocab = std::visit([](const auto& m) { return m.vocab_size(); }, model);
+  for (const auto& ids : args.ids)
+    for (const std::int64_t id : ids)
+      if (id < 0 || id >= model_vocab)
+        throw std::invalid_argument("--ids: token id " + std::to_string(id) + " is outside the model's vocabulary [0, " +
+                                    std::to_string(model_vocab) + ")");
+
   std::vector<std::vector<std::int64_t>> prompts = args.ids;
 #if LINATTN_HAVE_SENTENCEPIECE
-  std::optional<examples::Tokenizer> tokenizer = examples::Tokenizer::open_if_present(args.model);
+  // Text prompts need the tokenizer, and a broken one is an error. An --ids run uses it only to
+  // sample among its ids (below), so a tokenizer.model that cannot be loaded is a note, not a
+  // failure: that run works on ids alone.
+  std::optional<examples::Tokenizer> tokenizer;
   if (!args.prompts.empty()) {
+    tokenizer = examples::Tokenizer::open_if_present(args.model);
     if (!tokenizer) throw std::runtime_error(args.model + " has no tokenizer.model: give --ids instead of --prompt");
     for (const auto& p : args.prompts) prompts.push_back(tokenizer->encode(p, /*add_bos=*/true));
+  } else {
+    try {
+      tokenizer = examples::Tokenizer::open_if_present(args.model);
+    } catch (const std::exception& e) {
+      std::cerr << "linattn-generate: note: ignoring the tokenizer (" << e.what() << "); --ids do not need it\n";
+    }
   }
 #else
   if (!args.prompts.empty())
@@ -195,7 +121,6 @@ int run(const Args& args) {
 
 #if LINATTN_HAVE_SENTENCEPIECE
   if (tokenizer) {
-    const index_t model_vocab = std::visit([](const auto& m) { return m.vocab_size(); }, model);
     if (tokenizer->vocab_size() < model_vocab) {
       gen.sample_vocab = tokenizer->vocab_size();
       std::cerr << "linattn-generate: sampling among the tokenizer's " << tokenizer->vocab_size() << " of the model's "
@@ -257,7 +182,17 @@ int run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Args args = parse(argc, argv);
+  Args args;
+  try {
+    args = examples::parse_generate_options(argc, argv);
+  } catch (const examples::UsageError& e) {
+    std::cerr << "linattn-generate: " << e.what() << "\n" << examples::kGenerateUsage;
+    return 2;
+  }
+  if (args.help) {
+    std::cout << examples::kGenerateUsage;
+    return 0;
+  }
   try {
     return run(args);
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "common/tokenizer.hpp"
@@ -38,4 +39,24 @@ TEST_CASE("linattn-generate: --prompt text equals the --ids run, decoded", "[tok
   for (auto id : all) CHECK(id < tok.vocab_size());
   CHECK(text.rfind(prompt, 0) == 0);  // the prompt is echoed, then the continuation streams
   CHECK(text.substr(prompt.size()) == tok.decode(all).substr(tok.decode(prompt_ids).size()));
+}
+
+TEST_CASE("linattn-generate: a corrupt tokenizer.model breaks --prompt runs only, not --ids runs", "[tokenizer][cli]") {
+  namespace fs = std::filesystem;
+  const linattn::test::TempDir scratch("corrupt-tok");
+  const fs::path& dir = scratch.path();
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(fs::path(LINATTN_TEST_DATA_DIR) / "model_gla" / f, dir / f);
+  const std::string exe = LINATTN_GENERATE_EXE;
+  const std::string ids_run = "'" + exe + "' --model '" + dir.string() + "' --ids 1,2,3 --max-new-tokens 6";
+  const std::string clean = capture_stdout(ids_run + " 2>/dev/null");
+  { std::ofstream(dir / "tokenizer.model") << "this is not a protobuf"; }
+  CHECK(capture_stdout(ids_run + " 2>/dev/null") == clean);  // succeeds (capture_stdout throws otherwise)
+  CHECK_THAT(capture_stdout(ids_run + " 2>&1 >/dev/null"),
+             Catch::Matchers::Contains("ignoring the tokenizer") && Catch::Matchers::Contains("tokenizer.model"));
+  // A text prompt needs it: an error naming the file, exit status 1.
+  const std::string prompt_run = "'" + exe + "' --model '" + dir.string() + "' --prompt hello --max-new-tokens 2";
+  CHECK_THROWS(capture_stdout(prompt_run + " 2>/dev/null"));
+  CHECK_THAT(capture_stdout("{ " + prompt_run + " 2>&1 >/dev/null; echo \"exit $?\"; }"),
+             Catch::Matchers::Contains("tokenizer.model") && Catch::Matchers::Contains("exit 1"));
 }

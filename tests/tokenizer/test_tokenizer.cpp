@@ -245,3 +245,75 @@ TEST_CASE("tokenizer: ids outside the vocabulary are rejected with the id", "[to
   CHECK_THROWS_WITH(s.push(1000), Contains("1000"));
   CHECK_THROWS_WITH(t.piece(999), Contains("999"));
 }
+
+namespace {
+
+// A long random "generation" over the whole vocabulary of `t`: ordinary pieces, complete UTF-8
+// characters spelled as byte pieces (when the vocabulary has them), stray bytes, control and
+// unknown ids, in runs, as a model might emit them.
+std::vector<std::int64_t> long_generation(const Tokenizer& t, std::size_t n, std::uint64_t seed) {
+  std::uint64_t x = seed;
+  auto next = [&] {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return x >> 33;
+  };
+  const bool bytes = t.vocab_size() >= 259 && t.piece(3) == "<0x00>";
+  const std::vector<std::string> chars = {"中", "文", "é", "🛸", "€", "x"};
+  std::vector<std::int64_t> ids;
+  while (ids.size() < n) {
+    const auto r = next() % 100;
+    if (bytes && r < 25) {  // a whole character as byte pieces
+      for (unsigned char c : chars[next() % chars.size()]) ids.push_back(3 + c);
+    } else if (bytes && r < 35) {  // a stray byte: lead, continuation or ASCII
+      ids.push_back(3 + static_cast<std::int64_t>(next() % 256));
+    } else if (r < 38) {
+      ids.push_back(static_cast<std::int64_t>(next() % 3));  // unk, bos, eos
+    } else {
+      ids.push_back(static_cast<std::int64_t>(next() % static_cast<std::uint64_t>(t.vocab_size())));
+    }
+  }
+  ids.resize(n);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("tokenizer: streaming a long generation equals decode, after a prompt, with byte pieces", "[tokenizer]") {
+  for (int vocab : {384, 256}) {
+    const Tokenizer& t = tiny(vocab);
+    for (std::uint64_t seed : {1u, 2u, 3u}) {
+      INFO("vocab " << vocab << " seed " << seed);
+      const auto prompt = t.encode("The model reads", true);
+      const auto gen = long_generation(t, 3000, seed);
+      std::vector<std::int64_t> all = prompt;
+      all.insert(all.end(), gen.begin(), gen.end());
+      const std::string streamed = concat(stream_chunks(t, gen, prompt));
+      const std::string whole = t.decode(all);
+      REQUIRE(whole.rfind(t.decode(prompt), 0) == 0);
+      CHECK(streamed == whole.substr(t.decode(prompt).size()));
+      // Without a context, and starting with control ids and spaces (the leading-space rule
+      // applies to the first piece with text, wherever it is).
+      std::vector<std::int64_t> bare = {t.bos_id(), t.bos_id(), t.eos_id()};
+      for (auto id : t.encode(" spaced words", false)) bare.push_back(id);
+      bare.insert(bare.end(), gen.begin(), gen.begin() + 500);
+      CHECK(concat(stream_chunks(t, bare)) == t.decode(bare));
+    }
+  }
+}
+
+TEST_CASE("tokenizer: streaming costs O(1) decoded ids per push, not a decode of everything", "[tokenizer]") {
+  for (int vocab : {384, 256}) {
+    const Tokenizer& t = tiny(vocab);
+    INFO("vocab " << vocab);
+    const auto prompt = t.encode("The model reads the next word.", true);
+    const auto gen = long_generation(t, 5000, 7);
+    auto s = t.stream(prompt);
+    const std::size_t after_context = s.decoded_ids();
+    CHECK(after_context <= prompt.size() + 1);
+    for (auto id : gen) (void)s.push(id);
+    (void)s.finish();
+    // Each push decodes the anchor piece, the few held-back bytes and the new id: a handful of
+    // ids, however long the generation (a whole-sequence decode would be ~12.5 million here).
+    CHECK(s.decoded_ids() - after_context <= 8 * gen.size());
+  }
+}
