@@ -60,6 +60,7 @@ class RecurrentState {
   index_t key_dim() const { return data_.size(2); }
   index_t value_dim() const { return data_.size(3); }
   const Shape<4>& shape() const { return data_.shape(); }
+  index_t numel() const { return data_.numel(); }
 
   TensorView<value_type, 4> view() { return data_.view(); }
   TensorView<const value_type, 4> view() const { return data_.view(); }

@@ -21,6 +21,7 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
+#include "linattn/ops/recurrence/recurrent_backward.hpp"
 
 namespace linattn::gla {
 
@@ -151,6 +152,84 @@ void fused_chunk(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
                  const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
                  const Options& options = {}) {
   detail::forward(detail::Form::fused_chunk, q, k, v, gk, o, initial_state, final_state, options);
+}
+
+// Gradients of L = Σ o ⊙ do + Σ S_T ⊙ dht (SPEC §9.1) with respect to every input of the
+// forward, written into views of the inputs' shapes; dh0 [N, H, K, V] is (re)shaped as needed.
+// A null dh0 pointer: not wanted.
+template <class T>
+struct Gradients {
+  TensorView<T, 4> dq, dk, dv, dgk;
+  State<T>* dh0 = nullptr;
+};
+
+// Backward of the forward above, token by token (the reference form). `dout` [B, T, H, V] is
+// dL/do; `dht` (dL/dS_T, [N, H, K, V]) and `initial_state` may be null (zeros). Nothing is kept
+// from the forward: the sweep recomputes the states from the inputs, so the memory between
+// forward and backward is the inputs alone; per (sequence, head) the backward holds 2·K·V
+// accumulators. Parallel over (sequence, head); each item is computed the same way whatever
+// the thread count, so gradients are identical for any options.threads.
+template <class T>
+void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,
+                        const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+  using Acc = acc_t<T>;
+  using linattn::detail::check_inner_contiguous;
+  using linattn::detail::check_shape;
+  constexpr const char* where = "linattn::gla::recurrent_backward";
+  check_shape(where, "q", q, {-1, -1, -1, -1});
+  const index_t B = q.size(0), T_ = q.size(1), H = q.size(2), K = q.size(3);
+  check_shape(where, "k", k, {B, T_, H, K});
+  check_shape(where, "gk", gk, {B, T_, H, K});
+  check_shape(where, "v", v, {B, T_, H, -1});
+  const index_t V = v.size(3);
+  check_shape(where, "do", dout, {B, T_, H, V});
+  check_shape(where, "dq", grads.dq, {B, T_, H, K});
+  check_shape(where, "dk", grads.dk, {B, T_, H, K});
+  check_shape(where, "dv", grads.dv, {B, T_, H, V});
+  check_shape(where, "dgk", grads.dgk, {B, T_, H, K});
+  check_inner_contiguous(where, "q", q);
+  check_inner_contiguous(where, "k", k);
+  check_inner_contiguous(where, "v", v);
+  check_inner_contiguous(where, "gk", gk);
+  check_inner_contiguous(where, "do", dout);
+  check_inner_contiguous(where, "dq", grads.dq);
+  check_inner_contiguous(where, "dk", grads.dk);
+  check_inner_contiguous(where, "dv", grads.dv);
+  check_inner_contiguous(where, "dgk", grads.dgk);
+  const auto spans = linattn::detail::sequence_spans(where, B, T_, opt.cu_seqlens);
+  const index_t N = static_cast<index_t>(spans.size());
+  const Shape<4> state_shape{N, H, K, V};
+  if (initial_state) linattn::detail::check_state(where, "initial_state", *initial_state, state_shape);
+  if (dht) linattn::detail::check_state(where, "dht", *dht, state_shape);
+  if (grads.dh0 && grads.dh0->shape() != state_shape) *grads.dh0 = State<T>(N, H, K, V);
+  const Acc scale = static_cast<Acc>(opt.scale.value_or(1.0 / std::sqrt(static_cast<double>(K))));
+  linattn::detail::parallel_for(N * H, opt.threads, [&](index_t item) {
+    const index_t n = item / H, h = item % H;
+    const auto& sp = spans[static_cast<std::size_t>(n)];
+    const auto rows = [&](auto view) {
+      using E = std::remove_pointer_t<decltype(view.data())>;
+      return linattn::detail::Rows<E>{view.ptr(sp.batch, sp.begin, h), view.stride(1)};
+    };
+    linattn::detail::BackwardSlice<T, T, Acc> x;
+    x.len = sp.end - sp.begin;
+    x.K = K;
+    x.V = V;
+    x.scale = scale;
+    x.q = {rows(q)};
+    x.dout = {rows(dout)};
+    x.k = rows(k);
+    x.v = rows(v);
+    x.g = rows(gk);
+    x.h0 = initial_state ? initial_state->head(n, h) : nullptr;
+    x.dht = dht ? dht->head(n, h) : nullptr;
+    x.dq = {rows(grads.dq)};
+    x.dk = rows(grads.dk);
+    x.dv = rows(grads.dv);
+    x.dg = rows(grads.dgk);
+    x.dh0 = grads.dh0 ? grads.dh0->head(n, h) : nullptr;
+    thread_local std::vector<Acc> ws;
+    linattn::detail::recurrent_backward_slice<linattn::detail::GateAxis::key>(x, ws);
+  });
 }
 
 struct StepOptions {

@@ -24,6 +24,7 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
+#include "linattn/ops/recurrence/recurrent_backward.hpp"
 
 namespace linattn::hgrn {
 
@@ -146,6 +147,82 @@ template <class T, class Gates>
 void chunk(in<T> x, const Gates& gates, TensorView<T, 3> o, const State<T>* initial_state = nullptr,
            State<T>* final_state = nullptr, const Options& options = {}) {
   detail::forward(detail::Form::chunk, x, gates, o, initial_state, final_state, options);
+}
+
+// Gradients of L = Σ o ⊙ do + Σ h_T ⊙ dht (SPEC §9.5) w.r.t. x, the gate (dL/dg for log gates,
+// dL/df for linear ones) and h0, written into views of the inputs' shapes; dh0 [N, D] is
+// (re)shaped as needed, null: not wanted.
+template <class T>
+struct Gradients {
+  TensorView<T, 3> dx, dgate;
+  State<T>* dh0 = nullptr;
+};
+
+// Backward of the forward above, token by token: the gated recurrence's backward with a
+// one-row state (ops/recurrence/recurrent_backward.hpp). `dout` is dL/do; `initial_state` and
+// `dht` [N, D] may be null (zeros). Nothing is kept from the forward; per column block the
+// backward holds the state, its gradient and, for linear gates, the T states of the block.
+template <class T, class Gates>
+void recurrent_backward(in<T> x, const Gates& gates, in<T> dout, const State<T>* initial_state, const State<T>* dht,
+                        const Gradients<T>& grads, const Options& opt = {}) {
+  using Acc = acc_t<T>;
+  constexpr const char* where = "linattn::hgrn::recurrent_backward";
+  const auto gate_and_space = detail::gate_view<T>(gates);  // no structured binding: captured below
+  const TensorView<const T, 3> g = gate_and_space.first;
+  const detail::GateSpace space = gate_and_space.second;
+  linattn::detail::check_shape(where, "x", x, {-1, -1, -1});
+  const index_t B = x.size(0), T_ = x.size(1), D = x.size(2);
+  linattn::detail::check_shape(where, space == detail::GateSpace::log ? "g" : "f", g, {B, T_, D});
+  linattn::detail::check_shape(where, "do", dout, {B, T_, D});
+  linattn::detail::check_shape(where, "dx", grads.dx, {B, T_, D});
+  linattn::detail::check_shape(where, "dgate", grads.dgate, {B, T_, D});
+  linattn::detail::check_inner_contiguous(where, "x", x);
+  linattn::detail::check_inner_contiguous(where, "gate", g);
+  linattn::detail::check_inner_contiguous(where, "do", dout);
+  linattn::detail::check_inner_contiguous(where, "dx", grads.dx);
+  linattn::detail::check_inner_contiguous(where, "dgate", grads.dgate);
+  const auto spans = linattn::detail::sequence_spans(where, B, T_, opt.cu_seqlens);
+  const index_t N = static_cast<index_t>(spans.size());
+  const auto check_state = [&](const char* name, const State<T>* st) {
+    if (st && st->shape() != Shape<2>{N, D})
+      linattn::detail::fail(where, std::string(name) + " has shape " + shape_string(st->shape()) + ", expected " +
+                                       shape_string(Shape<2>{N, D}));
+  };
+  check_state("initial_state", initial_state);
+  check_state("dht", dht);
+  if (grads.dh0 && grads.dh0->shape() != Shape<2>{N, D}) *grads.dh0 = State<T>(Shape<2>{N, D});
+  const index_t blocks = (D + detail::kColumnBlock - 1) / detail::kColumnBlock;
+  static const T one = T(1);
+  linattn::detail::parallel_for(N * blocks, opt.threads, [&](index_t item) {
+    const index_t n = item / blocks, c0 = (item % blocks) * detail::kColumnBlock,
+                  width = std::min(detail::kColumnBlock, D - c0);
+    const auto& sp = spans[static_cast<std::size_t>(n)];
+    T sink[2] = {};  // dq and dk of the scalar q = k = 1: not inputs, discarded
+    linattn::detail::BackwardSlice<T, T, Acc> s;
+    s.len = sp.end - sp.begin;
+    s.K = 1;
+    s.V = width;
+    s.gate_space = space;
+    s.q = {{&one, 0}};
+    s.k = {&one, 0};
+    s.v = {x.ptr(sp.batch, sp.begin) + c0, x.stride(1)};
+    s.g = {g.ptr(sp.batch, sp.begin) + c0, g.stride(1)};
+    s.dout = {{dout.ptr(sp.batch, sp.begin) + c0, dout.stride(1)}};
+    s.dq = {{sink, 0}};
+    s.dk = {sink + 1, 0};
+    s.dv = {grads.dx.ptr(sp.batch, sp.begin) + c0, grads.dx.stride(1)};
+    s.dg = {grads.dgate.ptr(sp.batch, sp.begin) + c0, grads.dgate.stride(1)};
+    std::vector<Acc> h0(static_cast<std::size_t>(initial_state ? width : 0)),
+        dhT(static_cast<std::size_t>(dht ? width : 0)), dh0(static_cast<std::size_t>(grads.dh0 ? width : 0));
+    if (initial_state) std::copy_n(initial_state->data() + n * D + c0, width, h0.data());
+    if (dht) std::copy_n(dht->data() + n * D + c0, width, dhT.data());
+    s.h0 = initial_state ? h0.data() : nullptr;
+    s.dht = dht ? dhT.data() : nullptr;
+    s.dh0 = grads.dh0 ? dh0.data() : nullptr;
+    thread_local std::vector<Acc> ws;
+    linattn::detail::recurrent_backward_slice<detail::GateAxis::value>(s, ws);
+    if (grads.dh0) std::copy_n(dh0.data(), width, grads.dh0->data() + n * D + c0);
+  });
 }
 
 // One decode step, updating `state` [N, D] in place: x, gate, o [N, D].

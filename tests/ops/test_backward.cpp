@@ -1,0 +1,315 @@
+// Backward of the gated recurrence (SPEC §9): the golden gradients (tests/data/grad, float64
+// autograd through upstream's naive functions), central finite differences in double, and the
+// invariants: varlen ≡ each sequence alone, prefix + continuation (the state gradient handed
+// across) ≡ the whole, identical gradients for 1 and 2 threads.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "linattn/io/safetensors.hpp"
+#include "linattn/ops/gla.hpp"
+#include "linattn/ops/hgrn.hpp"
+#include "support/reference.hpp"
+
+namespace fs = std::filesystem;
+using linattn::Array;
+using linattn::index_t;
+using linattn::Shape;
+
+namespace {
+
+std::vector<fs::path> grad_files(const std::string& kind_prefix) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(fs::path(LINATTN_TEST_DATA_DIR) / "grad"))
+    if (e.path().extension() == ".safetensors") {
+      const linattn::io::SafeTensorsFile f(e.path());
+      const auto kind = f.metadata_value("kind").value_or("");
+      if (kind.rfind(kind_prefix, 0) == 0) out.push_back(e.path());
+    }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+template <class T>
+struct GLAGrads {
+  Array<T, 4> dq, dk, dv, dgk;
+  linattn::gla::State<T> dh0;
+  explicit GLAGrads(const Shape<4>& qs, const Shape<4>& vs) : dq(qs), dk(qs), dv(vs), dgk(qs) {}
+  linattn::gla::Gradients<T> views() { return {dq.view(), dk.view(), dv.view(), dgk.view(), &dh0}; }
+};
+
+// L = Σ o ⊙ do + Σ S_T ⊙ dht for the GLA forward in double.
+double gla_loss(const Array<double, 4>& q, const Array<double, 4>& k, const Array<double, 4>& v,
+                const Array<double, 4>& g, const Array<double, 4>& dout, const linattn::gla::State<double>* h0,
+                const linattn::gla::State<double>* dht, const linattn::gla::Options& opt) {
+  Array<double, 4> o(Shape<4>{q.size(0), q.size(1), q.size(2), v.size(3)});
+  linattn::gla::State<double> ht;
+  linattn::gla::recurrent<double>(q.view(), k.view(), v.view(), g.view(), o.view(), h0, &ht, opt);
+  double L = 0;
+  for (index_t i = 0; i < o.numel(); ++i) L += o.data()[i] * dout.data()[i];
+  if (dht)
+    for (index_t i = 0; i < ht.numel(); ++i) L += ht.data()[i] * dht->data()[i];
+  return L;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("GLA recurrent backward matches the golden gradients", "[gla][grad][golden]", float, double) {
+  const auto files = grad_files("grad.gla");
+  REQUIRE(files.size() >= 5);
+  const double tol = std::is_same_v<TestType, float> ? 1e-4 : 1e-10;
+  for (const auto& path : files) {
+    CAPTURE(path.filename().string());
+    const linattn::io::SafeTensorsFile f(path);
+    const auto q = f.read_array<TestType, 4>("q"), k = f.read_array<TestType, 4>("k"),
+               v = f.read_array<TestType, 4>("v"), g = f.read_array<TestType, 4>("gk"),
+               dout = f.read_array<TestType, 4>("do");
+    using S = linattn::gla::State<TestType>;
+    const auto h0 = S::from_tensor(f.read_array<typename S::value_type, 4>("h0").view());
+    const auto dht = S::from_tensor(f.read_array<typename S::value_type, 4>("dht").view());
+    std::vector<std::int64_t> cu;
+    if (f.contains("cu_seqlens")) cu = f.read<std::int64_t>("cu_seqlens");
+    linattn::gla::Options opt;
+    opt.cu_seqlens = cu;
+    opt.scale = std::stod(f.metadata_value("scale").value_or("nan"));
+    if (!std::isfinite(*opt.scale)) opt.scale.reset();
+    // The file's scale is rounded to 4 digits in the metadata; K^-1/2 is what was used.
+    opt.scale.reset();
+    GLAGrads<TestType> gr(q.shape(), v.shape());
+    linattn::gla::recurrent_backward<TestType>(q.view(), k.view(), v.view(), g.view(), dout.view(), &h0, &dht,
+                                               gr.views(), opt);
+    for (const auto& [name, got] : {std::pair{"dq", &gr.dq}, {"dk", &gr.dk}, {"dv", &gr.dv}, {"dgk", &gr.dgk}}) {
+      const auto want = f.read_array<double, 4>(name);
+      INFO(name);
+      CHECK(ref::rel_err(got->data(), want.data(), want.numel()) <= tol);
+    }
+    const auto dh0 = f.read_array<double, 4>("dh0");
+    CHECK(ref::rel_err(gr.dh0.data(), dh0.data(), dh0.numel()) <= tol);
+  }
+}
+
+TEST_CASE("GLA recurrent backward equals central finite differences in double", "[gla][grad]") {
+  std::mt19937_64 rng(7);
+  struct Case {
+    index_t B, T, H, K, V;
+    bool h0, dht, varlen;
+  };
+  for (const Case c : {Case{1, 5, 1, 3, 4, true, true, false}, Case{2, 4, 2, 2, 3, false, true, false},
+                       Case{1, 6, 1, 2, 2, true, false, false}, Case{1, 9, 2, 3, 2, true, true, true},
+                       Case{1, 1, 1, 4, 4, false, false, false}}) {
+    CAPTURE(c.B, c.T, c.H, c.K, c.V, c.h0, c.dht, c.varlen);
+    std::vector<std::int64_t> cu;
+    if (c.varlen) cu = {0, 2, 2, 9};  // an empty sequence too
+    const index_t N = c.varlen ? 3 : c.B;
+    auto q = ref::normal<double, 4>({c.B, c.T, c.H, c.K}, rng), k = ref::normal<double, 4>({c.B, c.T, c.H, c.K}, rng),
+         v = ref::normal<double, 4>({c.B, c.T, c.H, c.V}, rng), g = ref::normal<double, 4>({c.B, c.T, c.H, c.K}, rng),
+         dout = ref::normal<double, 4>({c.B, c.T, c.H, c.V}, rng);
+    for (auto& x : g.vector()) x = -std::abs(x);  // log gates <= 0
+    linattn::gla::State<double> h0(N, c.H, c.K, c.V), dht(N, c.H, c.K, c.V);
+    for (index_t i = 0; i < h0.numel(); ++i) {
+      h0.data()[i] = std::normal_distribution<double>()(rng);
+      dht.data()[i] = std::normal_distribution<double>()(rng);
+    }
+    linattn::gla::Options opt;
+    opt.cu_seqlens = cu;
+    const auto* h0p = c.h0 ? &h0 : nullptr;
+    const auto* dhtp = c.dht ? &dht : nullptr;
+    GLAGrads<double> gr(q.shape(), v.shape());
+    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), h0p, dhtp,
+                                             gr.views(), opt);
+    const double eps = 1e-6;
+    const auto check = [&](Array<double, 4>& x, const Array<double, 4>& grad, const char* name) {
+      for (index_t i = 0; i < x.numel(); ++i) {
+        const double x0 = x.data()[i];
+        x.data()[i] = x0 + eps;
+        const double lp = gla_loss(q, k, v, g, dout, h0p, dhtp, opt);
+        x.data()[i] = x0 - eps;
+        const double lm = gla_loss(q, k, v, g, dout, h0p, dhtp, opt);
+        x.data()[i] = x0;
+        INFO(name << "[" << i << "]");
+        CHECK(grad.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
+      }
+    };
+    check(q, gr.dq, "dq");
+    check(k, gr.dk, "dk");
+    check(v, gr.dv, "dv");
+    check(g, gr.dgk, "dgk");
+    if (c.h0) {
+      for (index_t i = 0; i < h0.numel(); ++i) {
+        const double x0 = h0.data()[i];
+        h0.data()[i] = x0 + eps;
+        const double lp = gla_loss(q, k, v, g, dout, h0p, dhtp, opt);
+        h0.data()[i] = x0 - eps;
+        const double lm = gla_loss(q, k, v, g, dout, h0p, dhtp, opt);
+        h0.data()[i] = x0;
+        CHECK(gr.dh0.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
+      }
+    }
+  }
+}
+
+TEST_CASE("GLA recurrent backward: prefix + continuation, varlen, threads, extreme gates", "[gla][grad]") {
+  std::mt19937_64 rng(11);
+  const index_t T = 40, H = 2, K = 8, V = 6, cut = 17;
+  auto q = ref::normal<double, 4>({1, T, H, K}, rng), k = ref::normal<double, 4>({1, T, H, K}, rng),
+       v = ref::normal<double, 4>({1, T, H, V}, rng), g = ref::normal<double, 4>({1, T, H, K}, rng),
+       dout = ref::normal<double, 4>({1, T, H, V}, rng);
+  for (auto& x : g.vector()) x = -0.1 * std::abs(x);
+  linattn::gla::State<double> dht(1, H, K, V);
+  for (index_t i = 0; i < dht.numel(); ++i) dht.data()[i] = std::normal_distribution<double>()(rng);
+  GLAGrads<double> whole(q.shape(), v.shape());
+  linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), nullptr, &dht,
+                                           whole.views());
+
+  SECTION("prefix + continuation: the continuation's dh0 is the prefix's dht") {
+    const auto part = [&](const Array<double, 4>& x, index_t t0, index_t t1) {
+      Array<double, 4> out(Shape<4>{1, t1 - t0, H, x.size(3)});
+      for (index_t t = t0; t < t1; ++t)
+        for (index_t h = 0; h < H; ++h)
+          for (index_t d = 0; d < x.size(3); ++d) out(0, t - t0, h, d) = x(0, t, h, d);
+      return out;
+    };
+    const auto q1 = part(q, 0, cut), k1 = part(k, 0, cut), v1 = part(v, 0, cut), g1 = part(g, 0, cut), d1 = part(dout, 0, cut);
+    const auto q2 = part(q, cut, T), k2 = part(k, cut, T), v2 = part(v, cut, T), g2 = part(g, cut, T), d2 = part(dout, cut, T);
+    Array<double, 4> o1(Shape<4>{1, cut, H, V});
+    linattn::gla::State<double> mid;
+    linattn::gla::recurrent<double>(q1.view(), k1.view(), v1.view(), g1.view(), o1.view(), nullptr, &mid);
+    GLAGrads<double> second(q2.shape(), v2.shape()), first(q1.shape(), v1.shape());
+    linattn::gla::recurrent_backward<double>(q2.view(), k2.view(), v2.view(), g2.view(), d2.view(), &mid, &dht, second.views());
+    linattn::gla::recurrent_backward<double>(q1.view(), k1.view(), v1.view(), g1.view(), d1.view(), nullptr, &second.dh0,
+                                             first.views());
+    for (index_t t = 0; t < T; ++t)
+      for (index_t h = 0; h < H; ++h)
+        for (index_t d = 0; d < K; ++d) {
+          const auto& src = t < cut ? first : second;
+          const index_t ts = t < cut ? t : t - cut;
+          CHECK(src.dq(0, ts, h, d) == Approx(whole.dq(0, t, h, d)).epsilon(1e-12).margin(1e-13));
+          CHECK(src.dk(0, ts, h, d) == Approx(whole.dk(0, t, h, d)).epsilon(1e-12).margin(1e-13));
+          CHECK(src.dgk(0, ts, h, d) == Approx(whole.dgk(0, t, h, d)).epsilon(1e-12).margin(1e-12));
+        }
+    CHECK(ref::rel_err(first.dh0.data(), whole.dh0.data(), whole.dh0.numel()) < 1e-13);
+  }
+  SECTION("two threads give bit-identical gradients") {
+    linattn::gla::Options two;
+    two.threads = linattn::Threads{2};
+    GLAGrads<double> g2(q.shape(), v.shape());
+    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), nullptr, &dht, g2.views(), two);
+    CHECK(g2.dq == whole.dq);
+    CHECK(g2.dk == whole.dk);
+    CHECK(g2.dv == whole.dv);
+    CHECK(g2.dgk == whole.dgk);
+  }
+  SECTION("gates down to -1e4 stay finite") {
+    for (index_t i = 0; i < g.numel(); ++i) g.data()[i] = i % 3 == 0 ? -1e4 : (i % 3 == 1 ? 0.0 : -30.0);
+    GLAGrads<double> gr(q.shape(), v.shape());
+    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), nullptr, &dht, gr.views());
+    for (const auto* a : {&gr.dq, &gr.dk, &gr.dv, &gr.dgk})
+      CHECK(std::all_of(a->vector().begin(), a->vector().end(), [](double x) { return std::isfinite(x); }));
+  }
+  SECTION("absent do-gradient of the state and absent h0 are zeros") {
+    linattn::gla::State<double> zeros(1, H, K, V);
+    GLAGrads<double> a(q.shape(), v.shape()), b(q.shape(), v.shape());
+    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), nullptr, nullptr, a.views());
+    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), &zeros, &zeros, b.views());
+    CHECK(a.dq == b.dq);
+    CHECK(a.dgk == b.dgk);
+    CHECK(a.dh0 == b.dh0);
+  }
+}
+
+// ---- HGRN ------------------------------------------------------------------------------------
+
+TEMPLATE_TEST_CASE("HGRN recurrent backward matches the golden gradients", "[hgrn][grad][golden]", float, double) {
+  const auto files = grad_files("grad.hgrn");
+  REQUIRE(files.size() >= 2);
+  const double tol = std::is_same_v<TestType, float> ? 1e-4 : 1e-10;
+  using Acc = linattn::acc_t<TestType>;
+  for (const auto& path : files) {
+    CAPTURE(path.filename().string());
+    const linattn::io::SafeTensorsFile f(path);
+    const auto x = f.read_array<TestType, 3>("x"), g = f.read_array<TestType, 3>("g"),
+               dout = f.read_array<TestType, 3>("do");
+    const auto h0 = f.read_array<Acc, 2>("h0"), dht = f.read_array<Acc, 2>("dht");
+    Array<TestType, 3> dx(x.shape()), dg(x.shape());
+    linattn::hgrn::State<TestType> dh0;
+    linattn::hgrn::recurrent_backward<TestType>(x.view(), linattn::hgrn::log_gates<TestType>(g.view()), dout.view(), &h0,
+                                                &dht, {dx.view(), dg.view(), &dh0});
+    CHECK(ref::rel_err(dx.data(), f.read_array<double, 3>("dx").data(), dx.numel()) <= tol);
+    CHECK(ref::rel_err(dg.data(), f.read_array<double, 3>("dg").data(), dg.numel()) <= tol);
+    CHECK(ref::rel_err(dh0.data(), f.read_array<double, 2>("dh0").data(), dh0.numel()) <= tol);
+  }
+}
+
+TEST_CASE("HGRN recurrent backward: finite differences for log and linear gates, varlen, threads", "[hgrn][grad]") {
+  std::mt19937_64 rng(5);
+  const index_t B = 1, T = 11, D = 300;  // two column blocks
+  const std::vector<std::int64_t> cu = {0, 4, 4, 11};
+  auto x = ref::normal<double, 3>({B, T, D}, rng), raw = ref::normal<double, 3>({B, T, D}, rng),
+       dout = ref::normal<double, 3>({B, T, D}, rng);
+  linattn::hgrn::State<double> h0(Shape<2>{3, D}), dht(Shape<2>{3, D});
+  for (auto& v : h0.vector()) v = std::normal_distribution<double>()(rng);
+  for (auto& v : dht.vector()) v = std::normal_distribution<double>()(rng);
+  linattn::hgrn::Options opt;
+  opt.cu_seqlens = cu;
+  for (const bool linear : {false, true}) {
+    CAPTURE(linear);
+    Array<double, 3> gate(raw.shape());
+    for (index_t i = 0; i < gate.numel(); ++i) {
+      const double logsig = -std::log1p(std::exp(-raw.data()[i]));
+      gate.data()[i] = linear ? std::exp(logsig) : logsig;
+    }
+    const auto loss = [&](const Array<double, 3>& xx, const Array<double, 3>& gg, const linattn::hgrn::State<double>& hh) {
+      Array<double, 3> o(xx.shape());
+      linattn::hgrn::State<double> ht;
+      if (linear)
+        linattn::hgrn::recurrent<double>(xx.view(), linattn::hgrn::linear_gates<double>(gg.view()), o.view(), &hh, &ht, opt);
+      else
+        linattn::hgrn::recurrent<double>(xx.view(), linattn::hgrn::log_gates<double>(gg.view()), o.view(), &hh, &ht, opt);
+      double L = 0;
+      for (index_t i = 0; i < o.numel(); ++i) L += o.data()[i] * dout.data()[i];
+      for (index_t i = 0; i < ht.numel(); ++i) L += ht.data()[i] * dht.data()[i];
+      return L;
+    };
+    Array<double, 3> dx(x.shape()), dg(x.shape());
+    linattn::hgrn::State<double> dh0;
+    const auto run = [&](Array<double, 3>& ddx, Array<double, 3>& ddg, linattn::hgrn::State<double>& ddh0,
+                         const linattn::hgrn::Options& o) {
+      if (linear)
+        linattn::hgrn::recurrent_backward<double>(x.view(), linattn::hgrn::linear_gates<double>(gate.view()), dout.view(),
+                                                  &h0, &dht, {ddx.view(), ddg.view(), &ddh0}, o);
+      else
+        linattn::hgrn::recurrent_backward<double>(x.view(), linattn::hgrn::log_gates<double>(gate.view()), dout.view(), &h0,
+                                                  &dht, {ddx.view(), ddg.view(), &ddh0}, o);
+    };
+    run(dx, dg, dh0, opt);
+    // L sums ~3300 terms of size ~10: eps 1e-5 keeps the difference quotients rounding ~1e-9.
+    const double eps = 1e-5;
+    const auto fd = [&](double& slot) {
+      const double x0 = slot;
+      slot = x0 + eps;
+      const double lp = loss(x, gate, h0);
+      slot = x0 - eps;
+      const double lm = loss(x, gate, h0);
+      slot = x0;
+      return (lp - lm) / (2 * eps);
+    };
+    for (index_t i = 0; i < x.numel(); i += 7) {
+      CHECK(dx.data()[i] == Approx(fd(x.data()[i])).epsilon(1e-6).margin(5e-8));
+      CHECK(dg.data()[i] == Approx(fd(gate.data()[i])).epsilon(1e-6).margin(5e-8));
+    }
+    for (index_t i = 0; i < h0.numel(); i += 5) CHECK(dh0.data()[i] == Approx(fd(h0.data()[i])).epsilon(1e-6).margin(5e-8));
+    linattn::hgrn::Options two = opt;
+    two.threads = linattn::Threads{2};
+    Array<double, 3> dx2(x.shape()), dg2(x.shape());
+    linattn::hgrn::State<double> dh02;
+    run(dx2, dg2, dh02, two);
+    CHECK(dx2 == dx);
+    CHECK(dg2 == dg);
+    CHECK(dh02 == dh0);
+  }
+}
