@@ -13,6 +13,7 @@
 
 #include "linattn/io/safetensors.hpp"
 #include "linattn/ops/gla.hpp"
+#include "linattn/ops/gsa.hpp"
 #include "linattn/ops/hgrn.hpp"
 #include "support/reference.hpp"
 
@@ -311,5 +312,133 @@ TEST_CASE("HGRN recurrent backward: finite differences for log and linear gates,
     CHECK(dx2 == dx);
     CHECK(dg2 == dg);
     CHECK(dh02 == dh0);
+  }
+}
+
+// ---- GSA -------------------------------------------------------------------------------------
+
+namespace {
+
+template <class T>
+struct GSAGrads {
+  Array<T, 4> dq, dk, dv, ds, dg;
+  linattn::gsa::State<T> dh0;
+  GSAGrads(const Shape<4>& qs, const Shape<4>& ks, const Shape<4>& vs, const Shape<4>& ss)
+      : dq(qs), dk(ks), dv(vs), ds(ss), dg(ss) {}
+  linattn::gsa::Gradients<T> views() { return {dq.view(), dk.view(), dv.view(), ds.view(), dg.view(), &dh0}; }
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("GSA recurrent backward matches the golden gradients", "[gsa][grad][golden]", float, double) {
+  const auto files = grad_files("grad.gsa");
+  REQUIRE(files.size() >= 4);
+  const double tol = std::is_same_v<TestType, float> ? 1e-4 : 1e-10;
+  for (const auto& path : files) {
+    CAPTURE(path.filename().string());
+    const linattn::io::SafeTensorsFile f(path);
+    const auto q = f.read_array<TestType, 4>("q"), k = f.read_array<TestType, 4>("k"),
+               v = f.read_array<TestType, 4>("v"), s = f.read_array<TestType, 4>("s"),
+               g = f.read_array<TestType, 4>("g"), dout = f.read_array<TestType, 4>("do");
+    const index_t N = k.size(0), H = k.size(2), K = k.size(3), V = v.size(3), M = s.size(3);
+    linattn::gsa::State<TestType> h0(N, H, K, M, V), dht(N, H, K, M, V);
+    h0.hk = linattn::RecurrentState<TestType>::from_tensor(f.read_array<TestType, 4>("hk0").view());
+    h0.hv = linattn::RecurrentState<TestType>::from_tensor(f.read_array<TestType, 4>("hv0").view());
+    dht.hk = linattn::RecurrentState<TestType>::from_tensor(f.read_array<TestType, 4>("dhkt").view());
+    dht.hv = linattn::RecurrentState<TestType>::from_tensor(f.read_array<TestType, 4>("dhvt").view());
+    linattn::gsa::Options opt;
+    opt.scale = std::stod(f.metadata_value("scale").value_or("1"));
+    if (*opt.scale != 1.0) opt.scale.reset();  // K^-1/2, rounded in the metadata
+    GSAGrads<TestType> gr(q.shape(), k.shape(), v.shape(), s.shape());
+    linattn::gsa::recurrent_backward<TestType>(q.view(), k.view(), v.view(), s.view(), g.view(), dout.view(), &h0,
+                                               &dht, gr.views(), opt);
+    for (const auto& [name, got] :
+         {std::pair{"dq", &gr.dq}, {"dk", &gr.dk}, {"dv", &gr.dv}, {"ds", &gr.ds}, {"dg", &gr.dg}}) {
+      const auto want = f.read_array<double, 4>(name);
+      INFO(name);
+      CHECK(ref::rel_err(got->data(), want.data(), want.numel()) <= tol);
+    }
+    const auto dhk0 = f.read_array<double, 4>("dhk0"), dhv0 = f.read_array<double, 4>("dhv0");
+    CHECK(ref::rel_err(gr.dh0.hk.data(), dhk0.data(), dhk0.numel()) <= tol);
+    CHECK(ref::rel_err(gr.dh0.hv.data(), dhv0.data(), dhv0.numel()) <= tol);
+  }
+}
+
+TEST_CASE("GSA recurrent backward equals central finite differences (GQA, varlen, no gate)", "[gsa][grad]") {
+  std::mt19937_64 rng(3);
+  struct Case {
+    index_t HQ, H;
+    bool gate, varlen, h0;
+  };
+  for (const Case c : {Case{2, 1, true, false, true}, Case{1, 1, false, false, false}, Case{2, 2, false, true, false},
+                       Case{4, 2, true, true, true}}) {
+    CAPTURE(c.HQ, c.H, c.gate, c.varlen, c.h0);
+    const index_t B = 1, T = 7, K = 3, V = 2, M = 3;
+    std::vector<std::int64_t> cu;
+    if (c.varlen) cu = {0, 3, 3, 7};
+    const index_t N = c.varlen ? 3 : B;
+    auto q = ref::normal<double, 4>({B, T, c.HQ, K}, rng), k = ref::normal<double, 4>({B, T, c.H, K}, rng),
+         v = ref::normal<double, 4>({B, T, c.H, V}, rng), s = ref::normal<double, 4>({B, T, c.H, M}, rng),
+         g = ref::normal<double, 4>({B, T, c.H, M}, rng), dout = ref::normal<double, 4>({B, T, c.HQ, V}, rng);
+    for (auto& x : g.vector()) x = -0.3 * std::abs(x);
+    linattn::gsa::State<double> h0(N, c.H, K, M, V), dht(N, c.H, K, M, V);
+    for (auto* st : {&h0.hk, &h0.hv, &dht.hk, &dht.hv})
+      for (index_t i = 0; i < st->numel(); ++i) st->data()[i] = std::normal_distribution<double>()(rng);
+    linattn::gsa::Options opt;
+    opt.cu_seqlens = cu;
+    opt.scale = 0.7;
+    const auto* h0p = c.h0 ? &h0 : nullptr;
+    const auto gv = [&] { return c.gate ? linattn::TensorView<const double, 4>(g.view()) : linattn::TensorView<const double, 4>(); };
+    const auto loss = [&] {
+      Array<double, 4> o(dout.shape());
+      linattn::gsa::State<double> ht;
+      linattn::gsa::recurrent<double>(q.view(), k.view(), v.view(), s.view(), gv(), o.view(), h0p, &ht, opt);
+      double L = 0;
+      for (index_t i = 0; i < o.numel(); ++i) L += o.data()[i] * dout.data()[i];
+      for (index_t i = 0; i < ht.hk.numel(); ++i) L += ht.hk.data()[i] * dht.hk.data()[i];
+      for (index_t i = 0; i < ht.hv.numel(); ++i) L += ht.hv.data()[i] * dht.hv.data()[i];
+      return L;
+    };
+    GSAGrads<double> gr(q.shape(), k.shape(), v.shape(), s.shape());
+    linattn::gsa::recurrent_backward<double>(q.view(), k.view(), v.view(), s.view(), gv(), dout.view(), h0p, &dht,
+                                             gr.views(), opt);
+    const double eps = 1e-6;
+    const auto check = [&](Array<double, 4>& x, const Array<double, 4>& grad, const char* name) {
+      for (index_t i = 0; i < x.numel(); ++i) {
+        const double x0 = x.data()[i];
+        x.data()[i] = x0 + eps;
+        const double lp = loss();
+        x.data()[i] = x0 - eps;
+        const double lm = loss();
+        x.data()[i] = x0;
+        INFO(name << "[" << i << "]");
+        CHECK(grad.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
+      }
+    };
+    check(q, gr.dq, "dq");
+    check(k, gr.dk, "dk");
+    check(v, gr.dv, "dv");
+    check(s, gr.ds, "ds");
+    if (c.gate) check(g, gr.dg, "dg");
+    if (c.h0) {
+      for (index_t i = 0; i < h0.hk.numel(); ++i) {
+        const double x0 = h0.hk.data()[i];
+        h0.hk.data()[i] = x0 + eps;
+        const double lp = loss();
+        h0.hk.data()[i] = x0 - eps;
+        const double lm = loss();
+        h0.hk.data()[i] = x0;
+        CHECK(gr.dh0.hk.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
+      }
+      for (index_t i = 0; i < h0.hv.numel(); ++i) {
+        const double x0 = h0.hv.data()[i];
+        h0.hv.data()[i] = x0 + eps;
+        const double lp = loss();
+        h0.hv.data()[i] = x0 - eps;
+        const double lm = loss();
+        h0.hv.data()[i] = x0;
+        CHECK(gr.dh0.hv.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
+      }
+    }
   }
 }

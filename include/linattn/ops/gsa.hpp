@@ -36,6 +36,7 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
+#include "linattn/ops/recurrence/recurrent_backward.hpp"
 
 namespace linattn::gsa {
 
@@ -90,7 +91,7 @@ struct Dims {
 
 template <class T>
 Dims check_inputs(const char* where, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
-                  TensorView<const T, 4> s, TensorView<const T, 4> g, TensorView<T, 4> o) {
+                  TensorView<const T, 4> s, TensorView<const T, 4> g, TensorView<const T, 4> o) {
   using linattn::detail::check_inner_contiguous;
   using linattn::detail::check_shape;
   check_shape(where, "q", q, {-1, -1, -1, -1});
@@ -127,9 +128,10 @@ void check_state(const char* where, const char* name, const State<T>& st, index_
 // s and g rows of one (sequence, kv head) as dense [L, M] buffers of Acc: without g, the
 // fallback's s' and g' from the running log-normaliser z (updated in place); with g, a copy
 // (only needed when the input type is not Acc).
+// z_rows (optional, [L, M]): z after each row, for the fallback's backward.
 template <class Acc, class T>
 void slot_inputs(const T* s, index_t s_rs, const T* g, index_t g_rs, index_t L, index_t M, Acc* z,
-                 std::vector<Acc>& s_out, std::vector<Acc>& g_out) {
+                 std::vector<Acc>& s_out, std::vector<Acc>& g_out, Acc* z_rows = nullptr) {
   s_out.resize(static_cast<std::size_t>(L * M));
   g_out.resize(static_cast<std::size_t>(L * M));
   for (index_t t = 0; t < L; ++t) {
@@ -151,6 +153,7 @@ void slot_inputs(const T* s, index_t s_rs, const T* g, index_t g_rs, index_t L, 
       so[m] = std::exp(x - z_new);
       z[m] = z_new;
     }
+    if (z_rows) std::copy_n(z, M, z_rows + t * M);
   }
 }
 
@@ -162,7 +165,7 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
   const char* where = form == Form::chunk         ? "linattn::gsa::chunk"
                       : form == Form::fused_chunk ? "linattn::gsa::fused_chunk"
                                                   : "linattn::gsa::recurrent";
-  const Dims d = check_inputs(where, q, k, v, s, g, o);
+  const Dims d = check_inputs<T>(where, q, k, v, s, g, o);
   if (form == Form::chunk && opt.chunk_size < 1)
     linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
   const auto spans = linattn::detail::sequence_spans(where, d.B, d.T, opt.cu_seqlens);
@@ -314,6 +317,187 @@ void fused_chunk(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o
                  const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
                  const Options& options = {}) {
   detail::forward(detail::Form::fused_chunk, q, k, v, s, g, o, initial_state, final_state, options);
+}
+
+// Gradients of L = Σ o ⊙ do + Σ hk_T ⊙ dht.hk + Σ hv_T ⊙ dht.hv (SPEC §9.4) w.r.t. every input,
+// written into views of the inputs' shapes (dg is not touched when g is absent). dh0's hk and
+// hv are (re)shaped as needed; its log_norm (the fallback's running normaliser, an input
+// treated as a constant) gets zeros. A null dh0: not wanted.
+template <class T>
+struct Gradients {
+  TensorView<T, 4> dq, dk, dv, ds, dg;
+  State<T>* dh0 = nullptr;
+};
+
+// Backward of the forward above, token by token: pass 2's backward (q = p, k = s, v, key-axis
+// gate, scale 1), the softmax's, then pass 1's (value-axis gate), each the gated recurrence's
+// backward (ops/recurrence/recurrent_backward.hpp) with the G query heads of a kv head as
+// readers of its states, so dk, dv, ds, dg and dh0 are summed per kv head. Without g, the
+// gradients flow through the fallback's construction of s and g (SPEC §3) back to s.
+// Nothing is kept from the forward: per (sequence, kv head) the backward recomputes pass 1
+// and holds (4 + 3·G)·L·M values of slot scores and their gradients besides the states.
+template <class T>
+void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout, const State<T>* initial_state,
+                        const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+  using Acc = acc_t<T>;
+  static_assert(std::is_same_v<T, Acc>, "linattn::gsa::recurrent_backward takes float or double inputs");
+  constexpr const char* where = "linattn::gsa::recurrent_backward";
+  const detail::Dims d = detail::check_inputs<T>(where, q, k, v, s, g, dout);  // do has o's shape
+  const bool has_gate = !g.empty();
+  using linattn::detail::check_shape;
+  check_shape(where, "dq", grads.dq, {d.B, d.T, d.HQ, d.K});
+  check_shape(where, "dk", grads.dk, {d.B, d.T, d.H, d.K});
+  check_shape(where, "dv", grads.dv, {d.B, d.T, d.H, d.V});
+  check_shape(where, "ds", grads.ds, {d.B, d.T, d.H, d.M});
+  if (has_gate) check_shape(where, "dg", grads.dg, {d.B, d.T, d.H, d.M});
+  for (const TensorView<T, 4>* view : {&grads.dq, &grads.dk, &grads.dv, &grads.ds})
+    linattn::detail::check_inner_contiguous(where, "gradient", *view);
+  if (has_gate) linattn::detail::check_inner_contiguous(where, "dg", grads.dg);
+  const auto spans = linattn::detail::sequence_spans(where, d.B, d.T, opt.cu_seqlens);
+  const index_t N = static_cast<index_t>(spans.size());
+  if (initial_state) detail::check_state(where, "initial_state", *initial_state, N, d);
+  if (dht) {
+    linattn::detail::check_state(where, "dht.hk", dht->hk, {N, d.H, d.K, d.M});
+    linattn::detail::check_state(where, "dht.hv", dht->hv, {N, d.H, d.M, d.V});
+  }
+  if (grads.dh0) {
+    if (grads.dh0->hk.shape() != Shape<4>{N, d.H, d.K, d.M} || grads.dh0->hv.shape() != Shape<4>{N, d.H, d.M, d.V})
+      *grads.dh0 = State<T>(N, d.H, d.K, d.M, d.V);
+    std::fill(grads.dh0->log_norm.vector().begin(), grads.dh0->log_norm.vector().end(), Acc(0));
+  }
+  const Acc scale = static_cast<Acc>(opt.scale.value_or(1.0 / std::sqrt(static_cast<double>(d.K))));
+  using linattn::detail::Rows;
+  using linattn::detail::GateAxis;
+
+  linattn::detail::parallel_for(N * d.H, opt.threads, [&](index_t item) {
+    const index_t n = item / d.H, h = item % d.H, G = d.G, M = d.M;
+    const auto& sp = spans[static_cast<std::size_t>(n)];
+    const index_t L = sp.end - sp.begin;
+    const auto rows = [&](auto view, index_t head) {
+      using E = std::remove_pointer_t<decltype(view.data())>;
+      return Rows<E>{view.ptr(sp.batch, sp.begin, head), view.stride(1)};
+    };
+    // s', g' (the fallback's, or copies) and z after each row [L, M].
+    std::vector<Acc> z(static_cast<std::size_t>(M), -std::numeric_limits<Acc>::infinity());
+    if (initial_state) std::copy_n(initial_state->log_norm.view().ptr(n, h), M, z.begin());
+    const std::vector<Acc> z_start = z;
+    std::vector<Acc> s_rows, g_rows, z_rows(static_cast<std::size_t>(has_gate ? 0 : L * M));
+    detail::slot_inputs(s.ptr(sp.batch, sp.begin, h), s.stride(1), has_gate ? g.ptr(sp.batch, sp.begin, h) : nullptr,
+                        has_gate ? g.stride(1) : 0, L, M, z.data(), s_rows, g_rows, has_gate ? nullptr : z_rows.data());
+    const Rows<const Acc> s_in{s_rows.data(), M}, g_in{g_rows.data(), M};
+
+    // Pass 1 forward per reader: p = softmax(scale · q hk) [G, L, M].
+    std::vector<Acc> p(static_cast<std::size_t>(G * L * M)), hk(static_cast<std::size_t>(d.K * M));
+    linattn::detail::RecurrentWorkspace<Acc> rw;
+    const index_t block = linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
+    for (index_t r = 0; r < G; ++r) {
+      const index_t hq = h * G + r;
+      if (initial_state) std::copy_n(initial_state->hk.head(n, h), d.K * M, hk.begin());
+      else std::fill(hk.begin(), hk.end(), Acc(0));
+      for (index_t t0 = 0; t0 < L; t0 += block) {
+        linattn::detail::HeadSlice<T, T, Acc, Acc, Acc> p1;
+        p1.q = q.ptr(sp.batch, sp.begin + t0, hq);
+        p1.k = k.ptr(sp.batch, sp.begin + t0, h);
+        p1.v = s_rows.data() + t0 * M;
+        p1.g = g_rows.data() + t0 * M;
+        p1.o = p.data() + (r * L + t0) * M;
+        p1.q_rs = q.stride(1);
+        p1.k_rs = k.stride(1);
+        p1.v_rs = p1.g_rs = p1.o_rs = M;
+        p1.len = std::min(block, L - t0);
+        p1.K = d.K;
+        p1.V = M;
+        linattn::detail::recurrent_head<GateAxis::value>(p1, hk.data(), scale, rw);
+      }
+    }
+    linattn::detail::softmax_rows(p.data(), G * L, M, M);
+
+    // Pass 2 backward → dp [G, L, M], ds2, dg2 [L, M], dv, dh0.hv.
+    std::vector<Acc> dp(static_cast<std::size_t>(G * L * M)), ds2(static_cast<std::size_t>(L * M)),
+        dg2(static_cast<std::size_t>(L * M)), ds1(static_cast<std::size_t>(L * M)), dg1(static_cast<std::size_t>(L * M));
+    thread_local std::vector<Acc> ws;
+    {
+      linattn::detail::BackwardSlice<Acc, Acc, Acc> b;
+      b.len = L;
+      b.K = M;
+      b.V = d.V;
+      b.G = G;
+      b.scale = Acc(1);
+      for (index_t r = 0; r < G; ++r) {
+        b.q.push_back({p.data() + r * L * M, M});
+        b.dout.push_back(rows(dout, h * G + r));
+        b.dq.push_back({dp.data() + r * L * M, M});
+      }
+      b.k = s_in;
+      b.v = rows(v, h);
+      b.g = g_in;
+      b.h0 = initial_state ? initial_state->hv.head(n, h) : nullptr;
+      b.dht = dht ? dht->hv.head(n, h) : nullptr;
+      b.dk = {ds2.data(), M};
+      b.dv = rows(grads.dv, h);
+      b.dg = {dg2.data(), M};
+      b.dh0 = grads.dh0 ? grads.dh0->hv.head(n, h) : nullptr;
+      linattn::detail::recurrent_backward_slice<GateAxis::key>(b, ws);
+    }
+    // Softmax backward, in place: dok = p ⊙ (dp − Σ_m p_m dp_m).
+    for (index_t row = 0; row < G * L; ++row) {
+      const Acc* pr = p.data() + row * M;
+      Acc* dr = dp.data() + row * M;
+      Acc dot = 0;
+      for (index_t m = 0; m < M; ++m) dot += pr[m] * dr[m];
+      for (index_t m = 0; m < M; ++m) dr[m] = pr[m] * (dr[m] - dot);
+    }
+    // Pass 1 backward → dq, dk, ds1, dg1, dh0.hk.
+    {
+      linattn::detail::BackwardSlice<Acc, Acc, Acc> b;
+      b.len = L;
+      b.K = d.K;
+      b.V = M;
+      b.G = G;
+      b.scale = scale;
+      for (index_t r = 0; r < G; ++r) {
+        b.q.push_back(rows(q, h * G + r));
+        b.dout.push_back({dp.data() + r * L * M, M});
+        b.dq.push_back(rows(grads.dq, h * G + r));
+      }
+      b.k = rows(k, h);
+      b.v = s_in;
+      b.g = g_in;
+      b.h0 = initial_state ? initial_state->hk.head(n, h) : nullptr;
+      b.dht = dht ? dht->hk.head(n, h) : nullptr;
+      b.dk = rows(grads.dk, h);
+      b.dv = {ds1.data(), M};
+      b.dg = {dg1.data(), M};
+      b.dh0 = grads.dh0 ? grads.dh0->hk.head(n, h) : nullptr;
+      linattn::detail::recurrent_backward_slice<GateAxis::value>(b, ws);
+    }
+    // ds' and dg' of both passes; with g given they are the gradients, else through the
+    // fallback: s'_t = e^{s_t − z_t}, g'_t = z_{t−1} − z_t, z_t = log(e^{z_{t−1}} + e^{s_t}).
+    const auto ds_out = rows(grads.ds, h);
+    if (has_gate) {
+      const auto dg_out = rows(grads.dg, h);
+      for (index_t t = 0; t < L; ++t)
+        for (index_t m = 0; m < M; ++m) {
+          ds_out[t][m] = ds1[t * M + m] + ds2[t * M + m];
+          dg_out[t][m] = dg1[t * M + m] + dg2[t * M + m];
+        }
+      return;
+    }
+    std::vector<Acc> dz(static_cast<std::size_t>(M), Acc(0));  // dL/dz_t carried from row t + 1
+    for (index_t t = L; t-- > 0;) {
+      for (index_t m = 0; m < M; ++m) {
+        const index_t i = t * M + m;
+        const Acc st = s_rows[static_cast<std::size_t>(i)], dst = ds1[i] + ds2[i], dgt = dg1[i] + dg2[i];
+        const Acc z_prev = t ? z_rows[static_cast<std::size_t>(i - M)] : z_start[static_cast<std::size_t>(m)];
+        const bool first = z_prev == -std::numeric_limits<Acc>::infinity();  // g'_t = 0, a constant
+        const Acc Z = dz[m] - dst * st - (first ? Acc(0) : dgt);  // total dL/dz_t
+        ds_out[t][m] = dst * st + Z * st;
+        // To z_{t−1}: through g'_t (+dg'_t) and through z_t = lae(z_{t−1}, s_t) (Z e^{z_{t−1} − z_t}).
+        const Acc z_t = z_rows[static_cast<std::size_t>(i)];
+        dz[m] = first ? Acc(0) : dgt + Z * std::exp(z_prev - z_t);
+      }
+    }
+  });
 }
 
 // One decode step for every sequence and head, updating `state` in place:
