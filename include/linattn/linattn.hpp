@@ -18,6 +18,7 @@
 #include "linattn/ops/ternary.hpp"
 #include "linattn/nn/activation.hpp"
 #include "linattn/nn/bitlinear.hpp"
+#include "linattn/nn/bitlinear_train.hpp"
 #include "linattn/nn/gated_mlp.hpp"
 #include "linattn/nn/gla_attention.hpp"
 #include "linattn/nn/glu.hpp"

@@ -14,6 +14,7 @@
 #include "linattn/io/safetensors.hpp"
 #include "linattn/ops/gla.hpp"
 #include "linattn/ops/gsa.hpp"
+#include "linattn/nn/bitlinear_train.hpp"
 #include "linattn/ops/hgrn.hpp"
 #include "support/reference.hpp"
 
@@ -440,5 +441,34 @@ TEST_CASE("GSA recurrent backward equals central finite differences (GQA, varlen
         CHECK(gr.dh0.hv.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
       }
     }
+  }
+}
+
+// ---- BitLinear (straight-through) ------------------------------------------------------------
+
+TEST_CASE("TrainableBitLinear backward matches the golden straight-through gradients", "[bitlinear][grad][golden]") {
+  const auto files = grad_files("grad.bitlinear");
+  REQUIRE(files.size() >= 2);
+  for (const auto& path : files) {
+    CAPTURE(path.filename().string());
+    const linattn::io::SafeTensorsFile f(path);
+    const auto x = f.read_array<float, 2>("x"), W = f.read_array<float, 2>("W"), dy = f.read_array<float, 2>("dy");
+    linattn::nn::TrainableBitLinearOptions opt;
+    opt.eps = std::stof(f.metadata_value("eps").value());
+    const auto formula = f.metadata_value("formula").value();
+    opt.activation_rounding = formula.find("activations per-row absmax int8 (round half away") != std::string::npos
+                                  ? linattn::ternary::Rounding::half_away_from_zero
+                                  : linattn::ternary::Rounding::half_to_even;
+    const linattn::nn::TrainableBitLinear layer(W, f.read<float>("norm_w"), opt);
+    Array<float, 2> y(Shape<2>{x.size(0), W.size(0)});
+    linattn::nn::BitLinearSaved saved;
+    layer.forward(x.cview(), y.view(), &saved);
+    CHECK(ref::rel_err(y.data(), f.read_array<double, 2>("y").data(), y.numel()) <= 1e-4);
+    linattn::nn::BitLinearGradients g;
+    layer.backward(saved, dy.cview(), g);
+    CHECK(ref::rel_err(g.dx.data(), f.read_array<double, 2>("dx").data(), g.dx.numel()) <= 1e-4);
+    CHECK(ref::rel_err(g.dweight.data(), f.read_array<double, 2>("dW").data(), g.dweight.numel()) <= 1e-4);
+    CHECK(ref::rel_err(g.dnorm_weight.data(), f.read<double>("dnorm_w").data(),
+                       static_cast<index_t>(g.dnorm_weight.size())) <= 1e-4);
   }
 }

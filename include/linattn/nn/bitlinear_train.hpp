@@ -1,0 +1,148 @@
+// BitLinear for training (SPEC §9.6): the latent float weight is what the optimiser updates,
+// so it is kept, and the ternary codes and γ are re-derived from it at every forward, exactly
+// as upstream trains; the packed nn::BitLinear is the inference form of the trained weight.
+//
+//   forward   x̂ = RMSNorm(x) ⊙ w_n (eps),  y = Q_a(x̂) · Q_w(W)ᵀ   (Q_a: per-row absmax int8,
+//                                                                   Q_w: absmean ternary, γ·W_q)
+//   backward  straight-through: the quantisers are identities, no gradient through γ or s_x:
+//             dx̂ = dy · Q_w(W),  dW = dyᵀ · Q_a(x̂),  dw_n = Σ_rows dx̂ ⊙ n,
+//             dx = r ⊙ (dx̂ ⊙ w_n − n · mean(n ⊙ dx̂ ⊙ w_n)),  r = (mean x² + eps)^-1/2, n = x·r.
+//
+// The products are float GEMMs over the dequantised operands (Eigen); the integer transposed
+// kernel for dy · Q_w(W) is not written yet.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "linattn/core/check.hpp"
+#include "linattn/core/tensor.hpp"
+#include "linattn/ops/ternary/quantize.hpp"
+
+namespace linattn::nn {
+
+struct TrainableBitLinearOptions {
+  float eps = ternary::kFusedBitLinearEps;                               // RMSNorm epsilon
+  ternary::Rounding activation_rounding = ternary::Rounding::half_away_from_zero;  // fused path
+  ternary::Rounding weight_rounding = ternary::Rounding::half_to_even;
+};
+
+// What the backward needs from its forward: [N, in] twice plus [N] and the dequantised weight
+// [out, in] (recomputing the weight quantisation instead would save out·in floats).
+struct BitLinearSaved {
+  Array<float, 2> n;         // [N, in]   x · r
+  std::vector<float> r;      // [N]       (mean x² + eps)^-1/2
+  Array<float, 2> x_deq;     // [N, in]   Q_a(x̂) = codes / s_x
+  Array<float, 2> w_deq;     // [out, in] γ · W_q
+};
+
+struct BitLinearGradients {
+  Array<float, 2> dx;           // [N, in]
+  Array<float, 2> dweight;      // [out, in]
+  std::vector<float> dnorm_weight;  // [in]
+};
+
+class TrainableBitLinear {
+ public:
+  TrainableBitLinear() = default;
+  // weight [out, in] latent; norm_weight [in].
+  TrainableBitLinear(Array<float, 2> weight, std::vector<float> norm_weight, const TrainableBitLinearOptions& opt = {})
+      : weight_(std::move(weight)), norm_weight_(std::move(norm_weight)), opt_(opt) {
+    constexpr const char* where = "linattn::nn::TrainableBitLinear";
+    linattn::detail::require(weight_.size(0) > 0 && weight_.size(1) > 0, where, "the weight is empty");
+    linattn::detail::require(static_cast<index_t>(norm_weight_.size()) == weight_.size(1), where,
+                             "norm_weight has " + std::to_string(norm_weight_.size()) + " elements, expected " +
+                                 std::to_string(weight_.size(1)));
+    linattn::detail::require(std::isfinite(opt_.eps) && opt_.eps >= 0.0f, where, "eps must be finite and >= 0");
+  }
+
+  index_t in_features() const { return weight_.size(1); }
+  index_t out_features() const { return weight_.size(0); }
+  Array<float, 2>& weight() { return weight_; }  // the optimiser's parameters
+  const Array<float, 2>& weight() const { return weight_; }
+  std::vector<float>& norm_weight() { return norm_weight_; }
+  const std::vector<float>& norm_weight() const { return norm_weight_; }
+
+  // x [N, in] → y [N, out]; `saved`, when given, receives what backward() needs.
+  void forward(TensorView<const float, 2> x, TensorView<float, 2> y, BitLinearSaved* saved = nullptr) const {
+    constexpr const char* where = "linattn::nn::TrainableBitLinear::forward";
+    const index_t N = x.size(0), in = in_features(), out = out_features();
+    linattn::detail::check_shape(where, "x", x, {-1, in});
+    linattn::detail::check_shape(where, "y", y, {N, out});
+    linattn::detail::check_inner_contiguous(where, "x", x);
+    linattn::detail::check_inner_contiguous(where, "y", y);
+    BitLinearSaved local;
+    BitLinearSaved& s = saved ? *saved : local;
+    s.n = Array<float, 2>(Shape<2>{N, in});
+    s.r.assign(static_cast<std::size_t>(N), 0.0f);
+    Array<float, 2> x_hat(Shape<2>{N, in});  // [N, in]
+    for (index_t i = 0; i < N; ++i) {
+      const float* xi = x.ptr(i);
+      double sq = 0;
+      for (index_t j = 0; j < in; ++j) sq += static_cast<double>(xi[j]) * xi[j];
+      // As rms_norm (core/norm.hpp): the mean square and eps in double, rstd rounded once.
+      const float r = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(in) + static_cast<double>(opt_.eps)));
+      s.r[static_cast<std::size_t>(i)] = r;
+      for (index_t j = 0; j < in; ++j) {
+        s.n(i, j) = xi[j] * r;
+        x_hat(i, j) = s.n(i, j) * norm_weight_[static_cast<std::size_t>(j)];
+      }
+    }
+    Array<std::int8_t, 2> codes(Shape<2>{N, in});  // [N, in]
+    std::vector<float> scale(static_cast<std::size_t>(N));
+    ternary::quantize_activations(x_hat.cview(), codes.view(), scale, opt_.activation_rounding);
+    s.x_deq = Array<float, 2>(Shape<2>{N, in});
+    for (index_t i = 0; i < N; ++i)
+      for (index_t j = 0; j < in; ++j) s.x_deq(i, j) = static_cast<float>(codes(i, j)) / scale[static_cast<std::size_t>(i)];
+    const float gamma = ternary::absmean_gamma(weight_.cview());
+    Array<std::int8_t, 2> wq(weight_.shape());  // [out, in]
+    ternary::ternarize(weight_.cview(), gamma, wq.view(), opt_.weight_rounding);
+    s.w_deq = Array<float, 2>(weight_.shape());
+    for (index_t i = 0; i < wq.numel(); ++i) s.w_deq.data()[i] = gamma * static_cast<float>(wq.data()[i]);
+    using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const Eigen::Map<const Mat> X(s.x_deq.data(), N, in), W(s.w_deq.data(), out, in);
+    Eigen::Map<Mat, 0, Eigen::OuterStride<>> Y(y.data(), N, out, Eigen::OuterStride<>(y.stride(0)));
+    Y.noalias() = X * W.transpose();
+  }
+
+  // dy [N, out] → dx [N, in], dW [out, in], dw_n [in] (overwritten), from the forward's `saved`.
+  void backward(const BitLinearSaved& saved, TensorView<const float, 2> dy, BitLinearGradients& grads) const {
+    constexpr const char* where = "linattn::nn::TrainableBitLinear::backward";
+    const index_t N = saved.n.size(0), in = in_features(), out = out_features();
+    linattn::detail::require(saved.n.shape() == Shape<2>{N, in} && saved.w_deq.shape() == weight_.shape(), where,
+                             "saved values are not from a forward of this layer");
+    linattn::detail::check_shape(where, "dy", dy, {N, out});
+    linattn::detail::check_inner_contiguous(where, "dy", dy);
+    using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const Eigen::Map<const Mat, 0, Eigen::OuterStride<>> DY(dy.data(), N, out, Eigen::OuterStride<>(dy.stride(0)));
+    const Eigen::Map<const Mat> W(saved.w_deq.data(), out, in), X(saved.x_deq.data(), N, in);
+    Mat dx_hat = DY * W;  // [N, in]
+    grads.dweight = Array<float, 2>(weight_.shape());
+    Eigen::Map<Mat>(grads.dweight.data(), out, in).noalias() = DY.transpose() * X;
+    grads.dnorm_weight.assign(static_cast<std::size_t>(in), 0.0f);
+    grads.dx = Array<float, 2>(Shape<2>{N, in});
+    for (index_t i = 0; i < N; ++i) {
+      double mean = 0;
+      for (index_t j = 0; j < in; ++j) {
+        const float g = dx_hat(i, j) * norm_weight_[static_cast<std::size_t>(j)];
+        grads.dnorm_weight[static_cast<std::size_t>(j)] += dx_hat(i, j) * saved.n(i, j);
+        mean += static_cast<double>(saved.n(i, j)) * g;
+      }
+      const float m = static_cast<float>(mean / static_cast<double>(in)), r = saved.r[static_cast<std::size_t>(i)];
+      for (index_t j = 0; j < in; ++j)
+        grads.dx(i, j) = r * (dx_hat(i, j) * norm_weight_[static_cast<std::size_t>(j)] - saved.n(i, j) * m);
+    }
+  }
+
+ private:
+  Array<float, 2> weight_;          // [out, in] latent
+  std::vector<float> norm_weight_;  // [in]
+  TrainableBitLinearOptions opt_;
+};
+
+}  // namespace linattn::nn
