@@ -10,6 +10,7 @@
 #include "bitlinear_runner.hpp"
 #include "common.hpp"
 #include "gla_runner.hpp"
+#include "grad_runner.hpp"
 #include "gsa_runner.hpp"
 #include "hgrn_runner.hpp"
 #include "model_runner.hpp"
@@ -29,6 +30,13 @@ inline constexpr std::array kRunners{
     RunnerEntry{"op.hgrn", &run_hgrn},
     RunnerEntry{"op.hgrn_varlen", &run_hgrn},
     RunnerEntry{"op.bitlinear", &run_bitlinear},
+    RunnerEntry{"grad.gla", &run_grad_gla},
+    RunnerEntry{"grad.gla_varlen", &run_grad_gla},
+    RunnerEntry{"grad.gsa", &run_grad_gsa},
+    RunnerEntry{"grad.gsa_varlen", &run_grad_gsa},
+    RunnerEntry{"grad.hgrn", &run_grad_hgrn},
+    RunnerEntry{"grad.hgrn_varlen", &run_grad_hgrn},
+    RunnerEntry{"grad.bitlinear", &run_grad_bitlinear},
     RunnerEntry{"model.gla", &run_model},
     RunnerEntry{"model.gsa", &run_model},
     RunnerEntry{"model.hgrn_bit", &run_model},
