@@ -194,22 +194,34 @@ struct RecurrentWorkspace {
 
 #if defined(__GNUC__)
 // A 512-bit vector of Acc (GCC/Clang vector extension; the compiler lowers it to whatever
-// the target has, down to scalar code). aligned(sizeof(Acc)) permits unaligned loads.
+// the target has, down to scalar code), in two spellings: Vec512 for values (registers and local
+// arrays, naturally aligned) and Vec512Mem for memory, whose aligned(sizeof(Acc)) permits
+// unaligned loads and stores — every access to a state, q/k/v or output row goes through a
+// Vec512Mem pointer. Member typedefs, not attributes on an alias template: clang 14 drops those
+// where the alias is used with a dependent argument and then requires 64-byte alignment (UBSan:
+// misaligned load; vmovaps on unaligned rows), and it takes arrays of the reduced-alignment
+// type as aligned too.
 template <class Acc>
-using Vec512 __attribute__((vector_size(64), aligned(sizeof(Acc)))) = Acc;
+struct Vec512Type {
+  typedef Acc value __attribute__((vector_size(64)));
+  typedef Acc memory __attribute__((vector_size(64), aligned(sizeof(Acc))));
+};
+template <class Acc>
+using Vec512 = typename Vec512Type<Acc>::value;
+template <class Acc>
+using Vec512Mem = typename Vec512Type<Acc>::memory;
 #endif
 
 #if defined(__GNUC__)
 // A state tile of KB rows × NV vectors, moved between memory (leading dimension ld) and registers.
-// The casts name Vec512<Acc>: its element alignment is an attribute of the alias, lost on the
-// deduced Vec, and the tiles are not 64-byte aligned.
+// The casts name Vec512Mem<Acc>: the tiles are not 64-byte aligned.
 template <class Acc, class Vec, std::size_t KB, std::size_t NV>
 inline void load_state_tile(Vec (&s)[KB][NV], const Acc* tile, index_t ld) {
   constexpr index_t W = 64 / sizeof(Acc);
 #pragma GCC unroll 8
   for (std::size_t i = 0; i < KB; ++i)
 #pragma GCC unroll 4
-    for (std::size_t j = 0; j < NV; ++j) s[i][j] = *reinterpret_cast<const Vec512<Acc>*>(tile + index_t(i) * ld + index_t(j) * W);
+    for (std::size_t j = 0; j < NV; ++j) s[i][j] = *reinterpret_cast<const Vec512Mem<Acc>*>(tile + index_t(i) * ld + index_t(j) * W);
 }
 template <class Acc, class Vec, std::size_t KB, std::size_t NV>
 inline void store_state_tile(const Vec (&s)[KB][NV], Acc* tile, index_t ld) {
@@ -217,7 +229,7 @@ inline void store_state_tile(const Vec (&s)[KB][NV], Acc* tile, index_t ld) {
 #pragma GCC unroll 8
   for (std::size_t i = 0; i < KB; ++i)
 #pragma GCC unroll 4
-    for (std::size_t j = 0; j < NV; ++j) *reinterpret_cast<Vec512<Acc>*>(tile + index_t(i) * ld + index_t(j) * W) = s[i][j];
+    for (std::size_t j = 0; j < NV; ++j) *reinterpret_cast<Vec512Mem<Acc>*>(tile + index_t(i) * ld + index_t(j) * W) = s[i][j];
 }
 #endif
 
@@ -253,8 +265,8 @@ inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const A
     Vec vt[NV], decay_v[NV], acc0[NV], acc1[NV];
 #pragma GCC unroll 4
     for (index_t j = 0; j < NV; ++j) {
-      vt[j] = *reinterpret_cast<const Vec*>(v + t * vld + j * W);
-      if constexpr (axis == GateAxis::value) decay_v[j] = *reinterpret_cast<const Vec*>(av + t * vld + j * W);
+      vt[j] = *reinterpret_cast<const Vec512Mem<Acc>*>(v + t * vld + j * W);
+      if constexpr (axis == GateAxis::value) decay_v[j] = *reinterpret_cast<const Vec512Mem<Acc>*>(av + t * vld + j * W);
       acc0[j] = Vec{} ;
       acc1[j] = Vec{};
     }
@@ -276,7 +288,7 @@ inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const A
     }
 #pragma GCC unroll 4
     for (index_t j = 0; j < NV; ++j) {
-      Vec* ot = reinterpret_cast<Vec*>(o + t * vld + j * W);
+      Vec512Mem<Acc>* ot = reinterpret_cast<Vec512Mem<Acc>*>(o + t * vld + j * W);
       *ot += acc0[j] + acc1[j];
     }
   }
@@ -434,12 +446,12 @@ inline void fused_tile(Acc* __restrict state_tile, index_t state_ld, const Acc* 
     for (index_t t = 0; t < G; ++t)
 #pragma GCC unroll 4
       for (index_t j = 0; j < NV; ++j) {
-        vv[t][j] = *reinterpret_cast<const Vec*>(v + (t0 + t) * vld + j * W);
+        vv[t][j] = *reinterpret_cast<const Vec512Mem<Acc>*>(v + (t0 + t) * vld + j * W);
         acc[t][j] = Vec{};
       }
     if constexpr (axis == GateAxis::value)
 #pragma GCC unroll 4
-      for (index_t j = 0; j < NV; ++j) dv[j] = *reinterpret_cast<const Vec*>(group_decay + grp * dld + j * W);
+      for (index_t j = 0; j < NV; ++j) dv[j] = *reinterpret_cast<const Vec512Mem<Acc>*>(group_decay + grp * dld + j * W);
 #pragma GCC unroll 8
     for (index_t i = 0; i < KB; ++i) {
 #pragma GCC unroll 4
@@ -459,7 +471,7 @@ inline void fused_tile(Acc* __restrict state_tile, index_t state_ld, const Acc* 
 #pragma GCC unroll 4
     for (index_t t = 0; t < G; ++t)
 #pragma GCC unroll 4
-      for (index_t j = 0; j < NV; ++j) *reinterpret_cast<Vec*>(o + (t0 + t) * vld + j * W) += acc[t][j];
+      for (index_t j = 0; j < NV; ++j) *reinterpret_cast<Vec512Mem<Acc>*>(o + (t0 + t) * vld + j * W) += acc[t][j];
   }
   store_state_tile(s, state_tile, state_ld);
 #else
@@ -762,15 +774,15 @@ inline void step_columns(Acc* __restrict S, index_t K, index_t V, index_t j0, co
     Vec vv[NV], d[NV], acc0[NV], acc1[NV];
 #pragma GCC unroll 4
     for (index_t c = 0; c < NV; ++c) {
-      vv[c] = *reinterpret_cast<const Vec*>(v + j0 + c * W);
-      if constexpr (axis == GateAxis::value) d[c] = *reinterpret_cast<const Vec*>(a + j0 + c * W);
+      vv[c] = *reinterpret_cast<const Vec512Mem<Acc>*>(v + j0 + c * W);
+      if constexpr (axis == GateAxis::value) d[c] = *reinterpret_cast<const Vec512Mem<Acc>*>(a + j0 + c * W);
       acc0[c] = Vec{};
       acc1[c] = Vec{};
     }
     index_t i = 0;
     for (; i + 2 <= K; i += 2) {
-      Vec* r0 = reinterpret_cast<Vec*>(S + i * V + j0);
-      Vec* r1 = reinterpret_cast<Vec*>(S + (i + 1) * V + j0);
+      Vec512Mem<Acc>* r0 = reinterpret_cast<Vec512Mem<Acc>*>(S + i * V + j0);
+      Vec512Mem<Acc>* r1 = reinterpret_cast<Vec512Mem<Acc>*>(S + (i + 1) * V + j0);
 #pragma GCC unroll 4
       for (index_t c = 0; c < NV; ++c) {
         Vec x0, x1;
@@ -788,7 +800,7 @@ inline void step_columns(Acc* __restrict S, index_t K, index_t V, index_t j0, co
       }
     }
     for (; i < K; ++i) {
-      Vec* r0 = reinterpret_cast<Vec*>(S + i * V + j0);
+      Vec512Mem<Acc>* r0 = reinterpret_cast<Vec512Mem<Acc>*>(S + i * V + j0);
 #pragma GCC unroll 4
       for (index_t c = 0; c < NV; ++c) {
         const Vec x0 = r0[c] * (axis == GateAxis::key ? Vec{} + a[i] : d[c]) + k[i] * vv[c];
@@ -797,7 +809,7 @@ inline void step_columns(Acc* __restrict S, index_t K, index_t V, index_t j0, co
       }
     }
 #pragma GCC unroll 4
-    for (index_t c = 0; c < NV; ++c) *reinterpret_cast<Vec*>(out + j0 + c * W) = acc0[c] + acc1[c];
+    for (index_t c = 0; c < NV; ++c) *reinterpret_cast<Vec512Mem<Acc>*>(out + j0 + c * W) = acc0[c] + acc1[c];
     return;
   }
 #endif
