@@ -7,6 +7,13 @@ packages=(
   cmake
   ninja-build
   g++
+  # clang builds: the asan preset (ASan + UBSan, libFuzzer harnesses) and the tsan preset
+  # (ThreadSanitizer; libomp-dev brings libomp and Archer, its TSan annotations). The sanitizer
+  # and libFuzzer runtimes are in libclang-rt-dev; llvm gives llvm-symbolizer for their reports.
+  clang
+  libomp-dev
+  libclang-rt-dev
+  llvm
   libeigen3-dev
   catch2
   libbenchmark-dev

@@ -94,7 +94,7 @@ TEST_CASE("every backend equals the scalar kernel and the plain sum, bit for bit
   }
 }
 
-TEST_CASE("threads split the rows without changing a bit", "[ternary]") {
+TEST_CASE("threads split the rows without changing a bit", "[ternary][threads]") {
   std::mt19937_64 rng(9);
   const auto codes = random_ints<std::int8_t>(203, 517, -1, 1, rng);
   for (const Packing p : {Packing::bits2, Packing::base3}) {
