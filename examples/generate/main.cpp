@@ -111,13 +111,8 @@ int run(const Args& args) {
   gen.max_new_tokens = args.max_new_tokens;
   gen.sampling = args.sampling;
   gen.run = run;
-  if (ckpt.has("eos_token_id")) {
-    const auto& eos = ckpt.config()["eos_token_id"];
-    if (eos.is_array())
-      for (const auto& e : eos) gen.stop_ids.push_back(e.get<std::int64_t>());
-    else
-      gen.stop_ids.push_back(ckpt.require<std::int64_t>("eos_token_id"));
-  }
+  // eos_token_id: an id or a list, each an integer of the vocabulary (examples/models/common.hpp).
+  gen.stop_ids = examples::stop_ids(ckpt, std::visit([](const auto& m) { return m.vocab_size(); }, model));
 
 #if LINATTN_HAVE_SENTENCEPIECE
   if (tokenizer) {
