@@ -5,8 +5,8 @@
 //                        dtype, tiny tokenizers, command lines
 //   OUT/regressions/     inputs for known crashers and hangs, run once each by ctest
 //                        (fuzz.<harness>.regressions): JSON nested 10^6 deep in a safetensors
-//                        header, a config.json and an index; a header of 160k tensors; sizes whose
-//                        products overflow
+//                        header, a config.json and an index; a header of 160k tensors; a
+//                        tokenizer.model with a one-NUL-byte piece
 // Everything is rewritten on each run; the output depends on nothing but the sources.
 #include <cstdint>
 #include <cstdio>
@@ -122,6 +122,27 @@ std::vector<std::string> checkpoint_files(const CheckpointSpec& s, const fs::pat
 }
 
 std::string nested(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+// Protobuf wire format, enough to spell a SentencePiece ModelProto by hand.
+void varint(std::string& out, std::uint64_t v) {
+  for (; v >= 0x80; v >>= 7) out += static_cast<char>((v & 0x7F) | 0x80);
+  out += static_cast<char>(v);
+}
+void length_field(std::string& out, int field, const std::string& bytes) {
+  varint(out, static_cast<std::uint64_t>(field) << 3 | 2);
+  varint(out, bytes.size());
+  out += bytes;
+}
+// ModelProto.pieces entry: piece (1), score (2, float 0), type (3).
+std::string sentencepiece_piece(const std::string& piece, int type) {
+  std::string m;
+  length_field(m, 1, piece);
+  m += '\x15';
+  m += std::string(4, '\0');
+  varint(m, 3 << 3);
+  varint(m, static_cast<std::uint64_t>(type));
+  return m;
+}
 
 }  // namespace
 
@@ -257,6 +278,16 @@ int main(int argc, char** argv) try {
     auto files = checkpoint_files(two, scratch / "reg2");
     files[1] = "{\"weight_map\": " + nested(kDeep) + "}";
     write(reg / "shards" / "deep_index.ckpt", join(files));
+  }
+  {
+    // A piece that is one NUL byte: SentencePiece's trie builder throws
+    // Darts::Details::Exception from Load() instead of returning a status (found by
+    // linattn-fuzz-tokenizer; Tokenizer::load now turns it into std::runtime_error).
+    std::string proto;
+    for (const auto& [piece, type] : std::vector<std::pair<std::string, int>>{
+             {"<unk>", 2}, {"<s>", 3}, {"</s>", 3}, {"a", 1}, {std::string(1, '\0'), 1}})
+      length_field(proto, 1, sentencepiece_piece(piece, type));
+    write(reg / "tokenizer" / "nul_piece.model", proto);
   }
   fs::remove_all(scratch);
   return 0;
