@@ -3,8 +3,10 @@
 // several files.
 #pragma once
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -23,24 +25,37 @@ namespace linattn::fuzz {
 // seeds and fuzz.dict contain it, so mutations keep and move it.
 inline constexpr std::string_view kFileSeparator = "\n#LINATTN-FILE#\n";
 
-// A directory for this process only: under /dev/shm when it is writable (inputs are rewritten
-// at every execution; tmpfs keeps that off the disk), else under the system temp dir. Removed at
-// exit (not after a crash: then it holds the crashing input's files, which helps).
+// A directory for this process only, linattn-fuzz-<pid>: under /dev/shm when it is writable
+// (inputs are rewritten at every execution; tmpfs keeps that off the disk), else under the system
+// temp dir. Removed at exit; a process that crashed leaves its directory (with the crashing
+// input's files, which helps) until the next harness starts and removes the directories of
+// processes that no longer exist.
 inline const std::filesystem::path& scratch_dir() {
-  static const std::filesystem::path dir = [] {
-    std::string base = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : std::filesystem::temp_directory_path().string();
-    std::string tmpl = base + "/linattn-fuzz-XXXXXX";
-    if (!::mkdtemp(tmpl.data())) {
-      std::perror("linattn fuzz: mkdtemp");
+  namespace fs = std::filesystem;
+  // Never destroyed: the exit handler needs it after static destructors may have run.
+  static const fs::path* const dir = [] {
+    const fs::path base = ::access("/dev/shm", W_OK) == 0 ? fs::path("/dev/shm") : fs::temp_directory_path();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("linattn-fuzz-", 0) != 0) continue;
+      const std::string pid = name.substr(13);
+      if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
+    }
+    auto* d = new fs::path(base / ("linattn-fuzz-" + std::to_string(::getpid())));
+    fs::remove_all(*d, ec);
+    if (!fs::create_directories(*d, ec)) {
+      std::fprintf(stderr, "linattn fuzz: cannot create %s: %s\n", d->c_str(), ec.message().c_str());
       std::abort();
     }
     std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(scratch_dir(), ec);
+      std::error_code ignored;
+      fs::remove_all(*dir, ignored);
     });
-    return std::filesystem::path(tmpl);
+    return d;
   }();
-  return dir;
+  return *dir;
 }
 
 // An empty subdirectory `name` of the scratch directory (its old contents removed).
