@@ -1,7 +1,8 @@
-// Backward of the gated recurrence (SPEC §9): the golden gradients (tests/data/grad, float64
-// autograd through upstream's naive functions), central finite differences in double, and the
-// invariants: varlen ≡ each sequence alone, prefix + continuation (the state gradient handed
-// across) ≡ the whole, identical gradients for 1 and 2 threads.
+// Backward of the gated recurrence (SPEC §9) in both forms: the golden gradients
+// (tests/data/grad, float64 autograd through upstream's naive functions), central finite
+// differences in double, the chunk form against the recurrent one over chunk boundaries and
+// extreme gates, and the invariants: varlen ≡ each sequence alone, prefix + continuation (the
+// state gradient handed across) ≡ the whole, identical gradients for 1 and 2 threads.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "linattn/io/safetensors.hpp"
@@ -37,6 +39,40 @@ std::vector<fs::path> grad_files(const std::string& kind_prefix) {
   return out;
 }
 
+enum class Form { recurrent, chunk };
+const char* form_name(Form f) { return f == Form::recurrent ? "recurrent" : "chunk"; }
+
+// Every `stride`-th element of x against the central difference of loss() (x is restored).
+template <class Loss>
+void check_finite_differences(double* x, const double* grad, index_t n, const Loss& loss, const char* name,
+                              double eps = 1e-6, index_t stride = 1, double margin = 1e-7) {
+  for (index_t i = 0; i < n; i += stride) {
+    const double x0 = x[i];
+    x[i] = x0 + eps;
+    const double lp = loss();
+    x[i] = x0 - eps;
+    const double lm = loss();
+    x[i] = x0;
+    INFO(name << "[" << i << "]");
+    CHECK(grad[i] == Approx((lp - lm) / (2 * eps)).margin(margin).epsilon(1e-6));
+  }
+}
+
+template <class T, std::size_t R>
+bool all_finite(const Array<T, R>& a) {
+  return std::all_of(a.vector().begin(), a.vector().end(), [](T x) { return std::isfinite(x); });
+}
+
+// dg is a reverse cumulative sum of q⊙dq − k⊙dk: its rounding error is ε times the size of
+// those terms, not of dg (which is 0 where the decay underflows), so dg is compared against
+// the scale of its terms.
+template <class T, std::size_t R>
+double max_abs(const Array<T, R>& a) {
+  double m = 0;
+  for (const T x : a.vector()) m = std::max(m, std::abs(double(x)));
+  return m;
+}
+
 template <class T>
 struct GLAGrads {
   Array<T, 4> dq, dk, dv, dgk;
@@ -44,6 +80,16 @@ struct GLAGrads {
   explicit GLAGrads(const Shape<4>& qs, const Shape<4>& vs) : dq(qs), dk(qs), dv(vs), dgk(qs) {}
   linattn::gla::Gradients<T> views() { return {dq.view(), dk.view(), dv.view(), dgk.view(), &dh0}; }
 };
+
+template <class T>
+void gla_backward(Form form, const Array<T, 4>& q, const Array<T, 4>& k, const Array<T, 4>& v, const Array<T, 4>& g,
+                  const Array<T, 4>& dout, std::type_identity_t<const linattn::gla::State<T>*> h0,
+                  std::type_identity_t<const linattn::gla::State<T>*> dht, GLAGrads<T>& gr, const linattn::gla::Options& opt = {}) {
+  if (form == Form::recurrent)
+    linattn::gla::recurrent_backward<T>(q.view(), k.view(), v.view(), g.view(), dout.view(), h0, dht, gr.views(), opt);
+  else
+    linattn::gla::chunk_backward<T>(q.view(), k.view(), v.view(), g.view(), dout.view(), h0, dht, gr.views(), opt);
+}
 
 // L = Σ o ⊙ do + Σ S_T ⊙ dht for the GLA forward in double.
 double gla_loss(const Array<double, 4>& q, const Array<double, 4>& k, const Array<double, 4>& v,
@@ -61,7 +107,7 @@ double gla_loss(const Array<double, 4>& q, const Array<double, 4>& k, const Arra
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("GLA recurrent backward matches the golden gradients", "[gla][grad][golden]", float, double) {
+TEMPLATE_TEST_CASE("GLA backward matches the golden gradients in both forms", "[gla][grad][golden]", float, double) {
   const auto files = grad_files("grad.gla");
   REQUIRE(files.size() >= 5);
   const double tol = std::is_same_v<TestType, float> ? 1e-4 : 1e-10;
@@ -76,26 +122,25 @@ TEMPLATE_TEST_CASE("GLA recurrent backward matches the golden gradients", "[gla]
     const auto dht = S::from_tensor(f.read_array<typename S::value_type, 4>("dht").view());
     std::vector<std::int64_t> cu;
     if (f.contains("cu_seqlens")) cu = f.read<std::int64_t>("cu_seqlens");
-    linattn::gla::Options opt;
+    linattn::gla::Options opt;  // scale: K^-1/2 (the metadata's is rounded to 4 digits)
     opt.cu_seqlens = cu;
-    opt.scale = std::stod(f.metadata_value("scale").value_or("nan"));
-    if (!std::isfinite(*opt.scale)) opt.scale.reset();
-    // The file's scale is rounded to 4 digits in the metadata; K^-1/2 is what was used.
-    opt.scale.reset();
-    GLAGrads<TestType> gr(q.shape(), v.shape());
-    linattn::gla::recurrent_backward<TestType>(q.view(), k.view(), v.view(), g.view(), dout.view(), &h0, &dht,
-                                               gr.views(), opt);
-    for (const auto& [name, got] : {std::pair{"dq", &gr.dq}, {"dk", &gr.dk}, {"dv", &gr.dv}, {"dgk", &gr.dgk}}) {
-      const auto want = f.read_array<double, 4>(name);
-      INFO(name);
-      CHECK(ref::rel_err(got->data(), want.data(), want.numel()) <= tol);
+    for (const auto& [form, chunk] : {std::pair{Form::recurrent, 64}, {Form::chunk, 64}, {Form::chunk, 5}}) {
+      CAPTURE(form_name(form), chunk);
+      opt.chunk_size = chunk;
+      GLAGrads<TestType> gr(q.shape(), v.shape());
+      gla_backward(form, q, k, v, g, dout, &h0, &dht, gr, opt);
+      for (const auto& [name, got] : {std::pair{"dq", &gr.dq}, {"dk", &gr.dk}, {"dv", &gr.dv}, {"dgk", &gr.dgk}}) {
+        const auto want = f.read_array<double, 4>(name);
+        INFO(name);
+        CHECK(ref::rel_err(got->data(), want.data(), want.numel()) <= tol);
+      }
+      const auto dh0 = f.read_array<double, 4>("dh0");
+      CHECK(ref::rel_err(gr.dh0.data(), dh0.data(), dh0.numel()) <= tol);
     }
-    const auto dh0 = f.read_array<double, 4>("dh0");
-    CHECK(ref::rel_err(gr.dh0.data(), dh0.data(), dh0.numel()) <= tol);
   }
 }
 
-TEST_CASE("GLA recurrent backward equals central finite differences in double", "[gla][grad]") {
+TEST_CASE("GLA backward equals central finite differences in double", "[gla][grad]") {
   std::mt19937_64 rng(7);
   struct Case {
     index_t B, T, H, K, V;
@@ -119,43 +164,63 @@ TEST_CASE("GLA recurrent backward equals central finite differences in double", 
     }
     linattn::gla::Options opt;
     opt.cu_seqlens = cu;
+    opt.chunk_size = 2;  // several chunks even at these lengths
     const auto* h0p = c.h0 ? &h0 : nullptr;
     const auto* dhtp = c.dht ? &dht : nullptr;
-    GLAGrads<double> gr(q.shape(), v.shape());
-    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), h0p, dhtp,
-                                             gr.views(), opt);
-    const double eps = 1e-6;
-    const auto check = [&](Array<double, 4>& x, const Array<double, 4>& grad, const char* name) {
-      for (index_t i = 0; i < x.numel(); ++i) {
-        const double x0 = x.data()[i];
-        x.data()[i] = x0 + eps;
-        const double lp = gla_loss(q, k, v, g, dout, h0p, dhtp, opt);
-        x.data()[i] = x0 - eps;
-        const double lm = gla_loss(q, k, v, g, dout, h0p, dhtp, opt);
-        x.data()[i] = x0;
-        INFO(name << "[" << i << "]");
-        CHECK(grad.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
-      }
-    };
-    check(q, gr.dq, "dq");
-    check(k, gr.dk, "dk");
-    check(v, gr.dv, "dv");
-    check(g, gr.dgk, "dgk");
-    if (c.h0) {
-      for (index_t i = 0; i < h0.numel(); ++i) {
-        const double x0 = h0.data()[i];
-        h0.data()[i] = x0 + eps;
-        const double lp = gla_loss(q, k, v, g, dout, h0p, dhtp, opt);
-        h0.data()[i] = x0 - eps;
-        const double lm = gla_loss(q, k, v, g, dout, h0p, dhtp, opt);
-        h0.data()[i] = x0;
-        CHECK(gr.dh0.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
+    const auto loss = [&] { return gla_loss(q, k, v, g, dout, h0p, dhtp, opt); };
+    for (const Form form : {Form::recurrent, Form::chunk}) {
+      CAPTURE(form_name(form));
+      GLAGrads<double> gr(q.shape(), v.shape());
+      gla_backward(form, q, k, v, g, dout, h0p, dhtp, gr, opt);
+      check_finite_differences(q.data(), gr.dq.data(), q.numel(), loss, "dq");
+      check_finite_differences(k.data(), gr.dk.data(), k.numel(), loss, "dk");
+      check_finite_differences(v.data(), gr.dv.data(), v.numel(), loss, "dv");
+      check_finite_differences(g.data(), gr.dgk.data(), g.numel(), loss, "dgk");
+      if (c.h0) check_finite_differences(h0.data(), gr.dh0.data(), h0.numel(), loss, "dh0");
+    }
+  }
+}
+
+TEST_CASE("GLA chunk backward equals the recurrent backward across chunk boundaries and extreme gates",
+          "[gla][grad]") {
+  std::mt19937_64 rng(13);
+  const index_t H = 2, K = 20, V = 12;  // K, V: not multiples of anything the kernels tile by
+  for (const index_t C : {16, 64}) {
+    for (const index_t T : {index_t(1), C - 1, C, C + 1, index_t(300)}) {
+      for (const double gate_scale : {0.0, 0.05, 1.0, 1e4}) {
+        CAPTURE(C, T, gate_scale);
+        auto q = ref::normal<double, 4>({1, T, H, K}, rng), k = ref::normal<double, 4>({1, T, H, K}, rng),
+             v = ref::normal<double, 4>({1, T, H, V}, rng), g = ref::normal<double, 4>({1, T, H, K}, rng),
+             dout = ref::normal<double, 4>({1, T, H, V}, rng);
+        // gate_scale 1e4: a third of the gates at -1e4 (decay underflows to 0), a third at 0.
+        for (index_t i = 0; i < g.numel(); ++i)
+          g.data()[i] = gate_scale < 1e3 ? -gate_scale * std::abs(g.data()[i]) : (i % 3 == 0 ? -1e4 : (i % 3 == 1 ? 0.0 : -3.0));
+        linattn::gla::State<double> h0(1, H, K, V), dht(1, H, K, V);
+        for (index_t i = 0; i < h0.numel(); ++i) {
+          h0.data()[i] = std::normal_distribution<double>()(rng);
+          dht.data()[i] = std::normal_distribution<double>()(rng);
+        }
+        linattn::gla::Options opt;
+        opt.chunk_size = C;
+        GLAGrads<double> rec(q.shape(), v.shape()), chk(q.shape(), v.shape());
+        gla_backward(Form::recurrent, q, k, v, g, dout, &h0, &dht, rec, opt);
+        gla_backward(Form::chunk, q, k, v, g, dout, &h0, &dht, chk, opt);
+        for (const auto* a : {&chk.dq, &chk.dk, &chk.dv, &chk.dgk}) CHECK(all_finite(*a));
+        CHECK(ref::rel_err(chk.dq.data(), rec.dq.data(), rec.dq.numel()) < 1e-10);
+        CHECK(ref::rel_err(chk.dk.data(), rec.dk.data(), rec.dk.numel()) < 1e-10);
+        CHECK(ref::rel_err(chk.dv.data(), rec.dv.data(), rec.dv.numel()) < 1e-10);
+        CHECK(ref::rel_err(chk.dh0.data(), rec.dh0.data(), rec.dh0.numel()) < 1e-10);
+        double dg_err = 0;
+        for (index_t i = 0; i < rec.dgk.numel(); ++i)
+          dg_err = std::max(dg_err, std::abs(chk.dgk.data()[i] - rec.dgk.data()[i]));
+        const double term_scale = T * (max_abs(q) * max_abs(rec.dq) + max_abs(k) * max_abs(rec.dk));
+        CHECK(dg_err <= 1e-10 * term_scale);
       }
     }
   }
 }
 
-TEST_CASE("GLA recurrent backward: prefix + continuation, varlen, threads, extreme gates", "[gla][grad]") {
+TEST_CASE("GLA backward: prefix + continuation, threads, absent states, in both forms", "[gla][grad][threads]") {
   std::mt19937_64 rng(11);
   const index_t T = 40, H = 2, K = 8, V = 6, cut = 17;
   auto q = ref::normal<double, 4>({1, T, H, K}, rng), k = ref::normal<double, 4>({1, T, H, K}, rng),
@@ -164,11 +229,14 @@ TEST_CASE("GLA recurrent backward: prefix + continuation, varlen, threads, extre
   for (auto& x : g.vector()) x = -0.1 * std::abs(x);
   linattn::gla::State<double> dht(1, H, K, V);
   for (index_t i = 0; i < dht.numel(); ++i) dht.data()[i] = std::normal_distribution<double>()(rng);
-  GLAGrads<double> whole(q.shape(), v.shape());
-  linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), nullptr, &dht,
-                                           whole.views());
+  linattn::gla::Options opt;
+  opt.chunk_size = 8;
+  for (const Form form : {Form::recurrent, Form::chunk}) {
+    CAPTURE(form_name(form));
+    GLAGrads<double> whole(q.shape(), v.shape());
+    gla_backward(form, q, k, v, g, dout, nullptr, &dht, whole, opt);
 
-  SECTION("prefix + continuation: the continuation's dh0 is the prefix's dht") {
+    // The continuation's dh0 is the prefix's dht.
     const auto part = [&](const Array<double, 4>& x, index_t t0, index_t t1) {
       Array<double, 4> out(Shape<4>{1, t1 - t0, H, x.size(3)});
       for (index_t t = t0; t < t1; ++t)
@@ -182,9 +250,8 @@ TEST_CASE("GLA recurrent backward: prefix + continuation, varlen, threads, extre
     linattn::gla::State<double> mid;
     linattn::gla::recurrent<double>(q1.view(), k1.view(), v1.view(), g1.view(), o1.view(), nullptr, &mid);
     GLAGrads<double> second(q2.shape(), v2.shape()), first(q1.shape(), v1.shape());
-    linattn::gla::recurrent_backward<double>(q2.view(), k2.view(), v2.view(), g2.view(), d2.view(), &mid, &dht, second.views());
-    linattn::gla::recurrent_backward<double>(q1.view(), k1.view(), v1.view(), g1.view(), d1.view(), nullptr, &second.dh0,
-                                             first.views());
+    gla_backward(form, q2, k2, v2, g2, d2, &mid, &dht, second, opt);
+    gla_backward(form, q1, k1, v1, g1, d1, nullptr, &second.dh0, first, opt);
     for (index_t t = 0; t < T; ++t)
       for (index_t h = 0; h < H; ++h)
         for (index_t d = 0; d < K; ++d) {
@@ -195,38 +262,41 @@ TEST_CASE("GLA recurrent backward: prefix + continuation, varlen, threads, extre
           CHECK(src.dgk(0, ts, h, d) == Approx(whole.dgk(0, t, h, d)).epsilon(1e-12).margin(1e-12));
         }
     CHECK(ref::rel_err(first.dh0.data(), whole.dh0.data(), whole.dh0.numel()) < 1e-13);
-  }
-  SECTION("two threads give bit-identical gradients") {
-    linattn::gla::Options two;
+
+    // Two threads: bit-identical gradients.
+    linattn::gla::Options two = opt;
     two.threads = linattn::Threads{2};
-    GLAGrads<double> g2(q.shape(), v.shape());
-    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), nullptr, &dht, g2.views(), two);
-    CHECK(g2.dq == whole.dq);
-    CHECK(g2.dk == whole.dk);
-    CHECK(g2.dv == whole.dv);
-    CHECK(g2.dgk == whole.dgk);
-  }
-  SECTION("gates down to -1e4 stay finite") {
-    for (index_t i = 0; i < g.numel(); ++i) g.data()[i] = i % 3 == 0 ? -1e4 : (i % 3 == 1 ? 0.0 : -30.0);
-    GLAGrads<double> gr(q.shape(), v.shape());
-    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), nullptr, &dht, gr.views());
-    for (const auto* a : {&gr.dq, &gr.dk, &gr.dv, &gr.dgk})
-      CHECK(std::all_of(a->vector().begin(), a->vector().end(), [](double x) { return std::isfinite(x); }));
-  }
-  SECTION("absent do-gradient of the state and absent h0 are zeros") {
+    GLAGrads<double> threaded(q.shape(), v.shape());
+    gla_backward(form, q, k, v, g, dout, nullptr, &dht, threaded, two);
+    CHECK(threaded.dq == whole.dq);
+    CHECK(threaded.dk == whole.dk);
+    CHECK(threaded.dv == whole.dv);
+    CHECK(threaded.dgk == whole.dgk);
+
+    // Absent dht and h0 are zeros.
     linattn::gla::State<double> zeros(1, H, K, V);
     GLAGrads<double> a(q.shape(), v.shape()), b(q.shape(), v.shape());
-    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), nullptr, nullptr, a.views());
-    linattn::gla::recurrent_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), &zeros, &zeros, b.views());
+    gla_backward(form, q, k, v, g, dout, nullptr, nullptr, a, opt);
+    gla_backward(form, q, k, v, g, dout, &zeros, &zeros, b, opt);
     CHECK(a.dq == b.dq);
     CHECK(a.dgk == b.dgk);
     CHECK(a.dh0 == b.dh0);
   }
 }
 
+TEST_CASE("GLA backward rejects what the forward rejects", "[gla][grad]") {
+  const Array<float, 4> q(Shape<4>{1, 4, 1, 3}), v(Shape<4>{1, 4, 1, 2}), dout_bad(Shape<4>{1, 4, 1, 5});
+  GLAGrads<float> gr(q.shape(), v.shape());
+  linattn::gla::Options opt;
+  CHECK_THROWS_WITH(gla_backward(Form::chunk, q, q, v, q, dout_bad, nullptr, nullptr, gr, opt),
+                    Catch::Contains("chunk_backward") && Catch::Contains("do"));
+  opt.chunk_size = 0;
+  CHECK_THROWS_WITH(gla_backward(Form::chunk, q, q, v, q, v, nullptr, nullptr, gr, opt), Catch::Contains("chunk_size"));
+}
+
 // ---- HGRN ------------------------------------------------------------------------------------
 
-TEMPLATE_TEST_CASE("HGRN recurrent backward matches the golden gradients", "[hgrn][grad][golden]", float, double) {
+TEMPLATE_TEST_CASE("HGRN backward matches the golden gradients in both forms", "[hgrn][grad][golden]", float, double) {
   const auto files = grad_files("grad.hgrn");
   REQUIRE(files.size() >= 2);
   const double tol = std::is_same_v<TestType, float> ? 1e-4 : 1e-10;
@@ -237,17 +307,23 @@ TEMPLATE_TEST_CASE("HGRN recurrent backward matches the golden gradients", "[hgr
     const auto x = f.read_array<TestType, 3>("x"), g = f.read_array<TestType, 3>("g"),
                dout = f.read_array<TestType, 3>("do");
     const auto h0 = f.read_array<Acc, 2>("h0"), dht = f.read_array<Acc, 2>("dht");
-    Array<TestType, 3> dx(x.shape()), dg(x.shape());
-    linattn::hgrn::State<TestType> dh0;
-    linattn::hgrn::recurrent_backward<TestType>(x.view(), linattn::hgrn::log_gates<TestType>(g.view()), dout.view(), &h0,
-                                                &dht, {dx.view(), dg.view(), &dh0});
-    CHECK(ref::rel_err(dx.data(), f.read_array<double, 3>("dx").data(), dx.numel()) <= tol);
-    CHECK(ref::rel_err(dg.data(), f.read_array<double, 3>("dg").data(), dg.numel()) <= tol);
-    CHECK(ref::rel_err(dh0.data(), f.read_array<double, 2>("dh0").data(), dh0.numel()) <= tol);
+    for (const Form form : {Form::recurrent, Form::chunk}) {
+      CAPTURE(form_name(form));
+      Array<TestType, 3> dx(x.shape()), dg(x.shape());
+      linattn::hgrn::State<TestType> dh0;
+      const auto gates = linattn::hgrn::log_gates<TestType>(g.view());
+      if (form == Form::recurrent)
+        linattn::hgrn::recurrent_backward<TestType>(x.view(), gates, dout.view(), &h0, &dht, {dx.view(), dg.view(), &dh0});
+      else
+        linattn::hgrn::chunk_backward<TestType>(x.view(), gates, dout.view(), &h0, &dht, {dx.view(), dg.view(), &dh0});
+      CHECK(ref::rel_err(dx.data(), f.read_array<double, 3>("dx").data(), dx.numel()) <= tol);
+      CHECK(ref::rel_err(dg.data(), f.read_array<double, 3>("dg").data(), dg.numel()) <= tol);
+      CHECK(ref::rel_err(dh0.data(), f.read_array<double, 2>("dh0").data(), dh0.numel()) <= tol);
+    }
   }
 }
 
-TEST_CASE("HGRN recurrent backward: finite differences for log and linear gates, varlen, threads", "[hgrn][grad]") {
+TEST_CASE("HGRN backward: finite differences for log and linear gates, varlen, threads", "[hgrn][grad][threads]") {
   std::mt19937_64 rng(5);
   const index_t B = 1, T = 11, D = 300;  // two column blocks
   const std::vector<std::int64_t> cu = {0, 4, 4, 11};
@@ -265,54 +341,46 @@ TEST_CASE("HGRN recurrent backward: finite differences for log and linear gates,
       const double logsig = -std::log1p(std::exp(-raw.data()[i]));
       gate.data()[i] = linear ? std::exp(logsig) : logsig;
     }
-    const auto loss = [&](const Array<double, 3>& xx, const Array<double, 3>& gg, const linattn::hgrn::State<double>& hh) {
-      Array<double, 3> o(xx.shape());
+    const auto loss = [&] {
+      Array<double, 3> o(x.shape());
       linattn::hgrn::State<double> ht;
       if (linear)
-        linattn::hgrn::recurrent<double>(xx.view(), linattn::hgrn::linear_gates<double>(gg.view()), o.view(), &hh, &ht, opt);
+        linattn::hgrn::recurrent<double>(x.view(), linattn::hgrn::linear_gates<double>(gate.view()), o.view(), &h0, &ht, opt);
       else
-        linattn::hgrn::recurrent<double>(xx.view(), linattn::hgrn::log_gates<double>(gg.view()), o.view(), &hh, &ht, opt);
+        linattn::hgrn::recurrent<double>(x.view(), linattn::hgrn::log_gates<double>(gate.view()), o.view(), &h0, &ht, opt);
       double L = 0;
       for (index_t i = 0; i < o.numel(); ++i) L += o.data()[i] * dout.data()[i];
       for (index_t i = 0; i < ht.numel(); ++i) L += ht.data()[i] * dht.data()[i];
       return L;
     };
+    const auto run = [&](Form form, Array<double, 3>& ddx, Array<double, 3>& ddg, linattn::hgrn::State<double>& ddh0,
+                         const linattn::hgrn::Options& o) {
+      const linattn::hgrn::Gradients<double> grads{ddx.view(), ddg.view(), &ddh0};
+      const auto call = [&](const auto& gates) {
+        if (form == Form::recurrent) linattn::hgrn::recurrent_backward<double>(x.view(), gates, dout.view(), &h0, &dht, grads, o);
+        else linattn::hgrn::chunk_backward<double>(x.view(), gates, dout.view(), &h0, &dht, grads, o);
+      };
+      if (linear) call(linattn::hgrn::linear_gates<double>(gate.view()));
+      else call(linattn::hgrn::log_gates<double>(gate.view()));
+    };
     Array<double, 3> dx(x.shape()), dg(x.shape());
     linattn::hgrn::State<double> dh0;
-    const auto run = [&](Array<double, 3>& ddx, Array<double, 3>& ddg, linattn::hgrn::State<double>& ddh0,
-                         const linattn::hgrn::Options& o) {
-      if (linear)
-        linattn::hgrn::recurrent_backward<double>(x.view(), linattn::hgrn::linear_gates<double>(gate.view()), dout.view(),
-                                                  &h0, &dht, {ddx.view(), ddg.view(), &ddh0}, o);
-      else
-        linattn::hgrn::recurrent_backward<double>(x.view(), linattn::hgrn::log_gates<double>(gate.view()), dout.view(), &h0,
-                                                  &dht, {ddx.view(), ddg.view(), &ddh0}, o);
-    };
-    run(dx, dg, dh0, opt);
-    // L sums ~3300 terms of size ~10: eps 1e-5 keeps the difference quotients rounding ~1e-9.
-    const double eps = 1e-5;
-    const auto fd = [&](double& slot) {
-      const double x0 = slot;
-      slot = x0 + eps;
-      const double lp = loss(x, gate, h0);
-      slot = x0 - eps;
-      const double lm = loss(x, gate, h0);
-      slot = x0;
-      return (lp - lm) / (2 * eps);
-    };
-    for (index_t i = 0; i < x.numel(); i += 7) {
-      CHECK(dx.data()[i] == Approx(fd(x.data()[i])).epsilon(1e-6).margin(5e-8));
-      CHECK(dg.data()[i] == Approx(fd(gate.data()[i])).epsilon(1e-6).margin(5e-8));
+    run(Form::recurrent, dx, dg, dh0, opt);
+    // L sums ~3300 terms of size ~10: eps 1e-5 keeps the difference quotients' rounding ~1e-9.
+    check_finite_differences(x.data(), dx.data(), x.numel(), loss, "dx", 1e-5, 7, 5e-8);
+    check_finite_differences(gate.data(), dg.data(), gate.numel(), loss, "dg", 1e-5, 7, 5e-8);
+    check_finite_differences(h0.data(), dh0.data(), h0.numel(), loss, "dh0", 1e-5, 5, 5e-8);
+    for (const Form form : {Form::recurrent, Form::chunk}) {
+      CAPTURE(form_name(form));
+      linattn::hgrn::Options two = opt;
+      two.threads = linattn::Threads{2};
+      Array<double, 3> dx2(x.shape()), dg2(x.shape());
+      linattn::hgrn::State<double> dh02;
+      run(form, dx2, dg2, dh02, two);
+      CHECK(dx2 == dx);
+      CHECK(dg2 == dg);
+      CHECK(dh02 == dh0);
     }
-    for (index_t i = 0; i < h0.numel(); i += 5) CHECK(dh0.data()[i] == Approx(fd(h0.data()[i])).epsilon(1e-6).margin(5e-8));
-    linattn::hgrn::Options two = opt;
-    two.threads = linattn::Threads{2};
-    Array<double, 3> dx2(x.shape()), dg2(x.shape());
-    linattn::hgrn::State<double> dh02;
-    run(dx2, dg2, dh02, two);
-    CHECK(dx2 == dx);
-    CHECK(dg2 == dg);
-    CHECK(dh02 == dh0);
   }
 }
 
@@ -329,9 +397,19 @@ struct GSAGrads {
   linattn::gsa::Gradients<T> views() { return {dq.view(), dk.view(), dv.view(), ds.view(), dg.view(), &dh0}; }
 };
 
+template <class T>
+void gsa_backward(Form form, const Array<T, 4>& q, const Array<T, 4>& k, const Array<T, 4>& v, const Array<T, 4>& s,
+                  linattn::TensorView<const T, 4> g, const Array<T, 4>& dout, const linattn::gsa::State<T>* h0,
+                  const linattn::gsa::State<T>* dht, GSAGrads<T>& gr, const linattn::gsa::Options& opt) {
+  if (form == Form::recurrent)
+    linattn::gsa::recurrent_backward<T>(q.view(), k.view(), v.view(), s.view(), g, dout.view(), h0, dht, gr.views(), opt);
+  else
+    linattn::gsa::chunk_backward<T>(q.view(), k.view(), v.view(), s.view(), g, dout.view(), h0, dht, gr.views(), opt);
+}
+
 }  // namespace
 
-TEMPLATE_TEST_CASE("GSA recurrent backward matches the golden gradients", "[gsa][grad][golden]", float, double) {
+TEMPLATE_TEST_CASE("GSA backward matches the golden gradients in both forms", "[gsa][grad][golden]", float, double) {
   const auto files = grad_files("grad.gsa");
   REQUIRE(files.size() >= 4);
   const double tol = std::is_same_v<TestType, float> ? 1e-4 : 1e-10;
@@ -350,22 +428,25 @@ TEMPLATE_TEST_CASE("GSA recurrent backward matches the golden gradients", "[gsa]
     linattn::gsa::Options opt;
     opt.scale = std::stod(f.metadata_value("scale").value_or("1"));
     if (*opt.scale != 1.0) opt.scale.reset();  // K^-1/2, rounded in the metadata
-    GSAGrads<TestType> gr(q.shape(), k.shape(), v.shape(), s.shape());
-    linattn::gsa::recurrent_backward<TestType>(q.view(), k.view(), v.view(), s.view(), g.view(), dout.view(), &h0,
-                                               &dht, gr.views(), opt);
-    for (const auto& [name, got] :
-         {std::pair{"dq", &gr.dq}, {"dk", &gr.dk}, {"dv", &gr.dv}, {"ds", &gr.ds}, {"dg", &gr.dg}}) {
-      const auto want = f.read_array<double, 4>(name);
-      INFO(name);
-      CHECK(ref::rel_err(got->data(), want.data(), want.numel()) <= tol);
+    for (const auto& [form, chunk] : {std::pair{Form::recurrent, 64}, {Form::chunk, 64}, {Form::chunk, 5}}) {
+      CAPTURE(form_name(form), chunk);
+      opt.chunk_size = chunk;
+      GSAGrads<TestType> gr(q.shape(), k.shape(), v.shape(), s.shape());
+      gsa_backward<TestType>(form, q, k, v, s, g.view(), dout, &h0, &dht, gr, opt);
+      for (const auto& [name, got] :
+           {std::pair{"dq", &gr.dq}, {"dk", &gr.dk}, {"dv", &gr.dv}, {"ds", &gr.ds}, {"dg", &gr.dg}}) {
+        const auto want = f.read_array<double, 4>(name);
+        INFO(name);
+        CHECK(ref::rel_err(got->data(), want.data(), want.numel()) <= tol);
+      }
+      const auto dhk0 = f.read_array<double, 4>("dhk0"), dhv0 = f.read_array<double, 4>("dhv0");
+      CHECK(ref::rel_err(gr.dh0.hk.data(), dhk0.data(), dhk0.numel()) <= tol);
+      CHECK(ref::rel_err(gr.dh0.hv.data(), dhv0.data(), dhv0.numel()) <= tol);
     }
-    const auto dhk0 = f.read_array<double, 4>("dhk0"), dhv0 = f.read_array<double, 4>("dhv0");
-    CHECK(ref::rel_err(gr.dh0.hk.data(), dhk0.data(), dhk0.numel()) <= tol);
-    CHECK(ref::rel_err(gr.dh0.hv.data(), dhv0.data(), dhv0.numel()) <= tol);
   }
 }
 
-TEST_CASE("GSA recurrent backward equals central finite differences (GQA, varlen, no gate)", "[gsa][grad]") {
+TEST_CASE("GSA backward equals central finite differences (GQA, varlen, no gate)", "[gsa][grad]") {
   std::mt19937_64 rng(3);
   struct Case {
     index_t HQ, H;
@@ -388,6 +469,7 @@ TEST_CASE("GSA recurrent backward equals central finite differences (GQA, varlen
     linattn::gsa::Options opt;
     opt.cu_seqlens = cu;
     opt.scale = 0.7;
+    opt.chunk_size = 2;  // several chunks
     const auto* h0p = c.h0 ? &h0 : nullptr;
     const auto gv = [&] { return c.gate ? linattn::TensorView<const double, 4>(g.view()) : linattn::TensorView<const double, 4>(); };
     const auto loss = [&] {
@@ -400,45 +482,66 @@ TEST_CASE("GSA recurrent backward equals central finite differences (GQA, varlen
       for (index_t i = 0; i < ht.hv.numel(); ++i) L += ht.hv.data()[i] * dht.hv.data()[i];
       return L;
     };
-    GSAGrads<double> gr(q.shape(), k.shape(), v.shape(), s.shape());
-    linattn::gsa::recurrent_backward<double>(q.view(), k.view(), v.view(), s.view(), gv(), dout.view(), h0p, &dht,
-                                             gr.views(), opt);
-    const double eps = 1e-6;
-    const auto check = [&](Array<double, 4>& x, const Array<double, 4>& grad, const char* name) {
-      for (index_t i = 0; i < x.numel(); ++i) {
-        const double x0 = x.data()[i];
-        x.data()[i] = x0 + eps;
-        const double lp = loss();
-        x.data()[i] = x0 - eps;
-        const double lm = loss();
-        x.data()[i] = x0;
-        INFO(name << "[" << i << "]");
-        CHECK(grad.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
+    for (const Form form : {Form::recurrent, Form::chunk}) {
+      CAPTURE(form_name(form));
+      GSAGrads<double> gr(q.shape(), k.shape(), v.shape(), s.shape());
+      gsa_backward<double>(form, q, k, v, s, gv(), dout, h0p, &dht, gr, opt);
+      check_finite_differences(q.data(), gr.dq.data(), q.numel(), loss, "dq");
+      check_finite_differences(k.data(), gr.dk.data(), k.numel(), loss, "dk");
+      check_finite_differences(v.data(), gr.dv.data(), v.numel(), loss, "dv");
+      check_finite_differences(s.data(), gr.ds.data(), s.numel(), loss, "ds");
+      if (c.gate) check_finite_differences(g.data(), gr.dg.data(), g.numel(), loss, "dg");
+      if (c.h0) {
+        check_finite_differences(h0.hk.data(), gr.dh0.hk.data(), h0.hk.numel(), loss, "dh0.hk");
+        check_finite_differences(h0.hv.data(), gr.dh0.hv.data(), h0.hv.numel(), loss, "dh0.hv");
       }
-    };
-    check(q, gr.dq, "dq");
-    check(k, gr.dk, "dk");
-    check(v, gr.dv, "dv");
-    check(s, gr.ds, "ds");
-    if (c.gate) check(g, gr.dg, "dg");
-    if (c.h0) {
-      for (index_t i = 0; i < h0.hk.numel(); ++i) {
-        const double x0 = h0.hk.data()[i];
-        h0.hk.data()[i] = x0 + eps;
-        const double lp = loss();
-        h0.hk.data()[i] = x0 - eps;
-        const double lm = loss();
-        h0.hk.data()[i] = x0;
-        CHECK(gr.dh0.hk.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
+    }
+  }
+}
+
+TEST_CASE("GSA chunk backward equals the recurrent backward (GQA, chunk boundaries, extreme gates, threads)",
+          "[gsa][grad][threads]") {
+  std::mt19937_64 rng(17);
+  const index_t HQ = 4, H = 2, K = 10, V = 9, M = 12;
+  const index_t C = 16;
+  for (const index_t T : {index_t(1), C - 1, C, C + 1, index_t(300)}) {
+    for (const double gate_scale : {0.0, 0.3, 1e4}) {
+      CAPTURE(T, gate_scale);
+      auto q = ref::normal<double, 4>({1, T, HQ, K}, rng), k = ref::normal<double, 4>({1, T, H, K}, rng),
+           v = ref::normal<double, 4>({1, T, H, V}, rng), s = ref::normal<double, 4>({1, T, H, M}, rng),
+           g = ref::normal<double, 4>({1, T, H, M}, rng), dout = ref::normal<double, 4>({1, T, HQ, V}, rng);
+      for (index_t i = 0; i < g.numel(); ++i)
+        g.data()[i] = gate_scale < 1e3 ? -gate_scale * std::abs(g.data()[i]) : (i % 3 == 0 ? -1e4 : (i % 3 == 1 ? 0.0 : -3.0));
+      linattn::gsa::State<double> h0(1, H, K, M, V), dht(1, H, K, M, V);
+      for (auto* st : {&h0.hk, &h0.hv, &dht.hk, &dht.hv})
+        for (index_t i = 0; i < st->numel(); ++i) st->data()[i] = std::normal_distribution<double>()(rng);
+      linattn::gsa::Options opt;
+      opt.chunk_size = C;
+      GSAGrads<double> rec(q.shape(), k.shape(), v.shape(), s.shape()), chk = rec;
+      gsa_backward<double>(Form::recurrent, q, k, v, s, g.view(), dout, &h0, &dht, rec, opt);
+      gsa_backward<double>(Form::chunk, q, k, v, s, g.view(), dout, &h0, &dht, chk, opt);
+      for (const auto* a : {&chk.dq, &chk.dk, &chk.dv, &chk.ds, &chk.dg}) CHECK(all_finite(*a));
+      CHECK(ref::rel_err(chk.dq.data(), rec.dq.data(), rec.dq.numel()) < 1e-10);
+      CHECK(ref::rel_err(chk.dk.data(), rec.dk.data(), rec.dk.numel()) < 1e-10);
+      CHECK(ref::rel_err(chk.dv.data(), rec.dv.data(), rec.dv.numel()) < 1e-10);
+      CHECK(ref::rel_err(chk.dh0.hk.data(), rec.dh0.hk.data(), rec.dh0.hk.numel()) < 1e-10);
+      CHECK(ref::rel_err(chk.dh0.hv.data(), rec.dh0.hv.data(), rec.dh0.hv.numel()) < 1e-10);
+      // ds and dg carry the reverse cumulative sums of both passes (see max_abs above).
+      const double term_scale = T * (max_abs(rec.ds) + max_abs(rec.dv) * max_abs(v) + max_abs(rec.dq) * max_abs(q) + 1.0);
+      for (const auto& [got, want] : {std::pair{&chk.ds, &rec.ds}, {&chk.dg, &rec.dg}}) {
+        double err = 0;
+        for (index_t i = 0; i < want->numel(); ++i) err = std::max(err, std::abs(got->data()[i] - want->data()[i]));
+        CHECK(err <= 1e-10 * term_scale);
       }
-      for (index_t i = 0; i < h0.hv.numel(); ++i) {
-        const double x0 = h0.hv.data()[i];
-        h0.hv.data()[i] = x0 + eps;
-        const double lp = loss();
-        h0.hv.data()[i] = x0 - eps;
-        const double lm = loss();
-        h0.hv.data()[i] = x0;
-        CHECK(gr.dh0.hv.data()[i] == Approx((lp - lm) / (2 * eps)).margin(1e-7).epsilon(1e-6));
+      if (T == 300 && gate_scale == 0.3) {
+        linattn::gsa::Options two = opt;
+        two.threads = linattn::Threads{2};
+        GSAGrads<double> threaded = rec;
+        gsa_backward<double>(Form::chunk, q, k, v, s, g.view(), dout, &h0, &dht, threaded, two);
+        CHECK(threaded.dq == chk.dq);
+        CHECK(threaded.dk == chk.dk);
+        CHECK(threaded.ds == chk.ds);
+        CHECK(threaded.dg == chk.dg);
       }
     }
   }

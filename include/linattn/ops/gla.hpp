@@ -21,6 +21,7 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
+#include "linattn/ops/recurrence/chunk_backward.hpp"
 #include "linattn/ops/recurrence/recurrent_backward.hpp"
 
 namespace linattn::gla {
@@ -45,30 +46,47 @@ using linattn::detail::GateAxis;
 
 enum class Form { recurrent, chunk, fused_chunk };
 
+struct Dims {
+  index_t B, T, H, K, V;
+};
+
+// The checks every GLA entry point makes on q, k, v, gk and one [B, T, H, V] tensor (o in the
+// forward, do in the backward), and on the chunk size of the chunk form.
 template <class T>
-void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
-             TensorView<const T, 4> gk, TensorView<T, 4> o, const State<T>* initial_state,
-             State<T>* final_state, const Options& opt) {
-  using Acc = acc_t<T>;
+Dims check_inputs(const char* where, Form form, TensorView<const T, 4> q, TensorView<const T, 4> k,
+                  TensorView<const T, 4> v, TensorView<const T, 4> gk, const char* out_name,
+                  TensorView<const T, 4> out, const Options& opt) {
   using linattn::detail::check_inner_contiguous;
   using linattn::detail::check_shape;
-  const char* where = form == Form::chunk         ? "linattn::gla::chunk"
-                      : form == Form::fused_chunk ? "linattn::gla::fused_chunk"
-                                                  : "linattn::gla::recurrent";
   check_shape(where, "q", q, {-1, -1, -1, -1});
   const index_t B = q.size(0), T_ = q.size(1), H = q.size(2), K = q.size(3);
   check_shape(where, "k", k, {B, T_, H, K});
   check_shape(where, "gk", gk, {B, T_, H, K});
   check_shape(where, "v", v, {B, T_, H, -1});
   const index_t V = v.size(3);
-  check_shape(where, "o", o, {B, T_, H, V});
+  check_shape(where, out_name, out, {B, T_, H, V});
   check_inner_contiguous(where, "q", q);
   check_inner_contiguous(where, "k", k);
   check_inner_contiguous(where, "v", v);
   check_inner_contiguous(where, "gk", gk);
-  check_inner_contiguous(where, "o", o);
+  check_inner_contiguous(where, out_name, out);
   if (form == Form::chunk && opt.chunk_size < 1)
     linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
+  return {B, T_, H, K, V};
+}
+
+template <class T>
+void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+             TensorView<const T, 4> gk, TensorView<T, 4> o, const State<T>* initial_state,
+             State<T>* final_state, const Options& opt) {
+  using Acc = acc_t<T>;
+  const char* where = form == Form::chunk         ? "linattn::gla::chunk"
+                      : form == Form::fused_chunk ? "linattn::gla::fused_chunk"
+                                                  : "linattn::gla::recurrent";
+  const Dims dims = check_inputs<T>(where, form, q, k, v, gk, "o", TensorView<const T, 4>(o), opt);
+  // named copies, not a structured binding: clang 14 cannot capture those in the lambda below
+  const index_t B = dims.B, T_ = dims.T, H = dims.H, K = dims.K, V = dims.V;
+  linattn::detail::check_inner_contiguous(where, "o", o);
   const auto spans = linattn::detail::sequence_spans(where, B, T_, opt.cu_seqlens);
   const index_t N = static_cast<index_t>(spans.size());
   const Shape<4> state_shape{N, H, K, V};
@@ -163,35 +181,23 @@ struct Gradients {
   State<T>* dh0 = nullptr;
 };
 
-// Backward of the forward above, token by token (the reference form). `dout` [B, T, H, V] is
-// dL/do; `dht` (dL/dS_T, [N, H, K, V]) and `initial_state` may be null (zeros). Nothing is kept
-// from the forward: the sweep recomputes the states from the inputs, so the memory between
-// forward and backward is the inputs alone; per (sequence, head) the backward holds 2·K·V
-// accumulators. Parallel over (sequence, head); each item is computed the same way whatever
-// the thread count, so gradients are identical for any options.threads.
+namespace detail {
+
 template <class T>
-void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,
-                        const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+              TensorView<const T, 4> gk, TensorView<const T, 4> dout, const State<T>* initial_state,
+              const State<T>* dht, const Gradients<T>& grads, const Options& opt) {
   using Acc = acc_t<T>;
   using linattn::detail::check_inner_contiguous;
   using linattn::detail::check_shape;
-  constexpr const char* where = "linattn::gla::recurrent_backward";
-  check_shape(where, "q", q, {-1, -1, -1, -1});
-  const index_t B = q.size(0), T_ = q.size(1), H = q.size(2), K = q.size(3);
-  check_shape(where, "k", k, {B, T_, H, K});
-  check_shape(where, "gk", gk, {B, T_, H, K});
-  check_shape(where, "v", v, {B, T_, H, -1});
-  const index_t V = v.size(3);
-  check_shape(where, "do", dout, {B, T_, H, V});
+  const char* where = form == Form::recurrent ? "linattn::gla::recurrent_backward" : "linattn::gla::chunk_backward";
+  const Dims dims = check_inputs<T>(where, form, q, k, v, gk, "do", dout, opt);
+  // named copies, not a structured binding: clang 14 cannot capture those in the lambda below
+  const index_t B = dims.B, T_ = dims.T, H = dims.H, K = dims.K, V = dims.V;
   check_shape(where, "dq", grads.dq, {B, T_, H, K});
   check_shape(where, "dk", grads.dk, {B, T_, H, K});
   check_shape(where, "dv", grads.dv, {B, T_, H, V});
   check_shape(where, "dgk", grads.dgk, {B, T_, H, K});
-  check_inner_contiguous(where, "q", q);
-  check_inner_contiguous(where, "k", k);
-  check_inner_contiguous(where, "v", v);
-  check_inner_contiguous(where, "gk", gk);
-  check_inner_contiguous(where, "do", dout);
   check_inner_contiguous(where, "dq", grads.dq);
   check_inner_contiguous(where, "dk", grads.dk);
   check_inner_contiguous(where, "dv", grads.dv);
@@ -227,9 +233,46 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const S
     x.dv = rows(grads.dv);
     x.dg = rows(grads.dgk);
     x.dh0 = grads.dh0 ? grads.dh0->head(n, h) : nullptr;
-    thread_local std::vector<Acc> ws;
-    linattn::detail::recurrent_backward_slice<linattn::detail::GateAxis::key>(x, ws);
+    if (form == Form::recurrent) {
+      thread_local std::vector<Acc> ws;
+      linattn::detail::recurrent_backward_slice<GateAxis::key>(x, ws);
+    } else {
+      thread_local linattn::detail::ChunkBackwardWorkspace<Acc> ws;
+      linattn::detail::chunk_backward_slice<GateAxis::key>(x, opt.chunk_size, ws);
+    }
   });
+}
+
+}  // namespace detail
+
+// Backward of the forward above, token by token (the reference form). `dout` [B, T, H, V] is
+// dL/do; `dht` (dL/dS_T, [N, H, K, V]) and `initial_state` may be null (zeros). Nothing is kept
+// from the forward: the sweep recomputes the states from the inputs, so the memory between
+// forward and backward is the inputs alone; per (sequence, head) the backward holds 2·K·V
+// accumulators. Parallel over (sequence, head); each item is computed the same way whatever
+// the thread count, so gradients are identical for any options.threads.
+template <class T>
+void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,
+                        const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+  detail::backward(detail::Form::recurrent, q, k, v, gk, dout, initial_state, dht, grads, opt);
+}
+
+// Backward in chunk form (SPEC §9.3; ops/recurrence/chunk_backward.hpp), chunks of
+// options.chunk_size rows in reverse. Nothing is kept from the forward: the state entering
+// each chunk is recomputed from the inputs, so between forward and backward only the inputs
+// live; while it runs, each (sequence, head) in flight holds ⌈len / C⌉ + 1 states of K·V.
+// Gradients are identical for any options.threads.
+template <class T>
+void chunk_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,
+                    const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+  detail::backward(detail::Form::chunk, q, k, v, gk, dout, initial_state, dht, grads, opt);
+}
+
+// The fused chunk form's backward is the chunk form's (the gradients of the same function).
+template <class T>
+void fused_chunk_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,
+                          const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+  detail::backward(detail::Form::chunk, q, k, v, gk, dout, initial_state, dht, grads, opt);
 }
 
 struct StepOptions {

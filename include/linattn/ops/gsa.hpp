@@ -36,6 +36,7 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
+#include "linattn/ops/recurrence/chunk_backward.hpp"
 #include "linattn/ops/recurrence/recurrent_backward.hpp"
 
 namespace linattn::gsa {
@@ -329,20 +330,18 @@ struct Gradients {
   State<T>* dh0 = nullptr;
 };
 
-// Backward of the forward above, token by token: pass 2's backward (q = p, k = s, v, key-axis
-// gate, scale 1), the softmax's, then pass 1's (value-axis gate), each the gated recurrence's
-// backward (ops/recurrence/recurrent_backward.hpp) with the G query heads of a kv head as
-// readers of its states, so dk, dv, ds, dg and dh0 are summed per kv head. Without g, the
-// gradients flow through the fallback's construction of s and g (SPEC §3) back to s.
-// Nothing is kept from the forward: per (sequence, kv head) the backward recomputes pass 1
-// and holds (4 + 3·G)·L·M values of slot scores and their gradients besides the states.
+namespace detail {
+
 template <class T>
-void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout, const State<T>* initial_state,
-                        const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+              TensorView<const T, 4> s, TensorView<const T, 4> g, TensorView<const T, 4> dout,
+              const State<T>* initial_state, const State<T>* dht, const Gradients<T>& grads, const Options& opt) {
   using Acc = acc_t<T>;
-  static_assert(std::is_same_v<T, Acc>, "linattn::gsa::recurrent_backward takes float or double inputs");
-  constexpr const char* where = "linattn::gsa::recurrent_backward";
+  static_assert(std::is_same_v<T, Acc>, "linattn::gsa backward takes float or double inputs");
+  const char* where = form == Form::recurrent ? "linattn::gsa::recurrent_backward" : "linattn::gsa::chunk_backward";
   const detail::Dims d = detail::check_inputs<T>(where, q, k, v, s, g, dout);  // do has o's shape
+  if (form != Form::recurrent && opt.chunk_size < 1)
+    linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
   const bool has_gate = !g.empty();
   using linattn::detail::check_shape;
   check_shape(where, "dq", grads.dq, {d.B, d.T, d.HQ, d.K});
@@ -390,10 +389,27 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout,
     std::vector<Acc> p(static_cast<std::size_t>(G * L * M)), hk(static_cast<std::size_t>(d.K * M));
     linattn::detail::RecurrentWorkspace<Acc> rw;
     const index_t block = linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
+    linattn::detail::ChunkWorkspace<Acc> cw;
     for (index_t r = 0; r < G; ++r) {
       const index_t hq = h * G + r;
       if (initial_state) std::copy_n(initial_state->hk.head(n, h), d.K * M, hk.begin());
       else std::fill(hk.begin(), hk.end(), Acc(0));
+      if (form != Form::recurrent) {
+        linattn::detail::HeadSlice<T, T, Acc, Acc, Acc> p1;
+        p1.q = q.ptr(sp.batch, sp.begin, hq);
+        p1.k = k.ptr(sp.batch, sp.begin, h);
+        p1.v = s_rows.data();
+        p1.g = g_rows.data();
+        p1.o = p.data() + r * L * M;
+        p1.q_rs = q.stride(1);
+        p1.k_rs = k.stride(1);
+        p1.v_rs = p1.g_rs = p1.o_rs = M;
+        p1.len = L;
+        p1.K = d.K;
+        p1.V = M;
+        linattn::detail::chunk_head<GateAxis::value>(p1, hk.data(), scale, opt.chunk_size, cw);
+        continue;
+      }
       for (index_t t0 = 0; t0 < L; t0 += block) {
         linattn::detail::HeadSlice<T, T, Acc, Acc, Acc> p1;
         p1.q = q.ptr(sp.batch, sp.begin + t0, hq);
@@ -416,6 +432,13 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout,
     std::vector<Acc> dp(static_cast<std::size_t>(G * L * M)), ds2(static_cast<std::size_t>(L * M)),
         dg2(static_cast<std::size_t>(L * M)), ds1(static_cast<std::size_t>(L * M)), dg1(static_cast<std::size_t>(L * M));
     thread_local std::vector<Acc> ws;
+    thread_local linattn::detail::ChunkBackwardWorkspace<Acc> cws;
+    const auto run = [&](auto axis, const linattn::detail::BackwardSlice<Acc, Acc, Acc>& b) {
+      if (form == Form::recurrent) linattn::detail::recurrent_backward_slice<decltype(axis)::value>(b, ws);
+      else linattn::detail::chunk_backward_slice<decltype(axis)::value>(b, opt.chunk_size, cws);
+    };
+    using KeyAxis = std::integral_constant<GateAxis, GateAxis::key>;
+    using ValueAxis = std::integral_constant<GateAxis, GateAxis::value>;
     {
       linattn::detail::BackwardSlice<Acc, Acc, Acc> b;
       b.len = L;
@@ -437,7 +460,7 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout,
       b.dv = rows(grads.dv, h);
       b.dg = {dg2.data(), M};
       b.dh0 = grads.dh0 ? grads.dh0->hv.head(n, h) : nullptr;
-      linattn::detail::recurrent_backward_slice<GateAxis::key>(b, ws);
+      run(KeyAxis{}, b);
     }
     // Softmax backward, in place: dok = p ⊙ (dp − Σ_m p_m dp_m).
     for (index_t row = 0; row < G * L; ++row) {
@@ -469,7 +492,7 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout,
       b.dv = {ds1.data(), M};
       b.dg = {dg1.data(), M};
       b.dh0 = grads.dh0 ? grads.dh0->hk.head(n, h) : nullptr;
-      linattn::detail::recurrent_backward_slice<GateAxis::value>(b, ws);
+      run(ValueAxis{}, b);
     }
     // ds' and dg' of both passes; with g given they are the gradients, else through the
     // fallback: s'_t = e^{s_t − z_t}, g'_t = z_{t−1} − z_t, z_t = log(e^{z_{t−1}} + e^{s_t}).
@@ -498,6 +521,37 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout,
       }
     }
   });
+}
+
+}  // namespace detail
+
+// Backward of the forward above, token by token: pass 2's backward (q = p, k = s, v, key-axis
+// gate, scale 1), the softmax's, then pass 1's (value-axis gate), each the gated recurrence's
+// backward (ops/recurrence/recurrent_backward.hpp) with the G query heads of a kv head as
+// readers of its states, so dk, dv, ds, dg and dh0 are summed per kv head. Without g, the
+// gradients flow through the fallback's construction of s and g (SPEC §3) back to s.
+// Nothing is kept from the forward: per (sequence, kv head) the backward recomputes pass 1
+// and holds (4 + 3·G)·L·M values of slot scores and their gradients besides the states.
+template <class T>
+void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout, const State<T>* initial_state,
+                        const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+  detail::backward(detail::Form::recurrent, q, k, v, s, g, dout, initial_state, dht, grads, opt);
+}
+
+// The same gradients in chunk form: both passes' backward over chunks of options.chunk_size
+// rows (ops/recurrence/chunk_backward.hpp), pass 1 recomputed by the chunk forward. Memory as
+// recurrent_backward, plus ⌈L / C⌉ + 1 states of each pass per (sequence, kv head) in flight.
+template <class T>
+void chunk_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout, const State<T>* initial_state,
+                    const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+  detail::backward(detail::Form::chunk, q, k, v, s, g, dout, initial_state, dht, grads, opt);
+}
+
+// The fused chunk form's backward is the chunk form's (the gradients of the same function).
+template <class T>
+void fused_chunk_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout, const State<T>* initial_state,
+                          const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
+  detail::backward(detail::Form::chunk, q, k, v, s, g, dout, initial_state, dht, grads, opt);
 }
 
 // One decode step for every sequence and head, updating `state` in place:

@@ -158,15 +158,15 @@ struct Gradients {
   State<T>* dh0 = nullptr;
 };
 
-// Backward of the forward above, token by token: the gated recurrence's backward with a
-// one-row state (ops/recurrence/recurrent_backward.hpp). `dout` is dL/do; `initial_state` and
-// `dht` [N, D] may be null (zeros). Nothing is kept from the forward; per column block the
-// backward holds the state, its gradient and, for linear gates, the T states of the block.
+namespace detail {
+
 template <class T, class Gates>
-void recurrent_backward(in<T> x, const Gates& gates, in<T> dout, const State<T>* initial_state, const State<T>* dht,
-                        const Gradients<T>& grads, const Options& opt = {}) {
+void backward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorView<const T, 3> dout,
+              const State<T>* initial_state, const State<T>* dht, const Gradients<T>& grads, const Options& opt) {
   using Acc = acc_t<T>;
-  constexpr const char* where = "linattn::hgrn::recurrent_backward";
+  const char* where = form == Form::chunk ? "linattn::hgrn::chunk_backward" : "linattn::hgrn::recurrent_backward";
+  if (form == Form::chunk && opt.chunk_size < 1)
+    linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
   const auto gate_and_space = detail::gate_view<T>(gates);  // no structured binding: captured below
   const TensorView<const T, 3> g = gate_and_space.first;
   const detail::GateSpace space = gate_and_space.second;
@@ -223,6 +223,28 @@ void recurrent_backward(in<T> x, const Gates& gates, in<T> dout, const State<T>*
     linattn::detail::recurrent_backward_slice<detail::GateAxis::value>(s, ws);
     if (grads.dh0) std::copy_n(dh0.data(), width, grads.dh0->data() + n * D + c0);
   });
+}
+
+}  // namespace detail
+
+// Backward of the forward above, token by token: the gated recurrence's backward with a
+// one-row state (ops/recurrence/recurrent_backward.hpp). `dout` is dL/do; `initial_state` and
+// `dht` [N, D] may be null (zeros). Nothing is kept from the forward; per column block the
+// backward holds the state, its gradient and, for linear gates, the T states of the block.
+template <class T, class Gates>
+void recurrent_backward(in<T> x, const Gates& gates, in<T> dout, const State<T>* initial_state, const State<T>* dht,
+                        const Gradients<T>& grads, const Options& opt = {}) {
+  detail::backward(detail::Form::recurrent, x, gates, dout, initial_state, dht, grads, opt);
+}
+
+// The chunk form's backward. The element-wise recurrence has no matrix products to chunk
+// (its chunk forward only reorders the same per-column scan), so its backward is the same
+// reverse sweep, O(T·D) with the state and its gradient per column block; options.chunk_size
+// is checked but does not change the gradients.
+template <class T, class Gates>
+void chunk_backward(in<T> x, const Gates& gates, in<T> dout, const State<T>* initial_state, const State<T>* dht,
+                    const Gradients<T>& grads, const Options& opt = {}) {
+  detail::backward(detail::Form::chunk, x, gates, dout, initial_state, dht, grads, opt);
 }
 
 // One decode step, updating `state` [N, D] in place: x, gate, o [N, D].
