@@ -4,7 +4,12 @@
 //   BM_GLA_FusedChunk/K:k/T:t/threads:n  same, fused chunk form (state in registers)
 //   BM_GLA_Chunk/K:k/T:t/threads:n       same, chunk form (chunk_size 64)
 //   BM_GLA_Step/K:k/threads:n            one decode token, B=1, H=4, state K=V=k
+//   BM_GLA_ChunkBackward/K:k/T:t/threads:n      the chunk backward alone (do, dht given)
+//   BM_GLA_RecurrentBackward/K:k/T:t/threads:n  the recurrent (reference) backward alone
+//   BM_GLA_ChunkTrainStep/K:k/T:t/threads:n     chunk forward + chunk backward, one training step
 //
+// Backward counters: "GFLOPS" = 8·K·V·T·H·B (twice the forward's) for a backward alone and
+// 3 × 4·K·V·T·H·B for forward + backward, the accounting of the backward issue.
 // Counters: "tokens/s"; "GFLOPS" = 4·K·V·T·H·B per iteration (recurrent-equivalent flops,
 // whatever the form); "state_GB/s" = 2·4·H·K·V bytes per step (state read + written).
 #include <benchmark/benchmark.h>
@@ -104,6 +109,51 @@ void prefill_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_GLA_Recurrent)->Apply(prefill_args);
 BENCHMARK(BM_GLA_Chunk)->Apply(prefill_args);
 BENCHMARK(BM_GLA_FusedChunk)->Apply(prefill_args);
+
+// Backward (Form 0 recurrent, 1 chunk) alone, or (Form 2) chunk forward + chunk backward.
+template <int Form>
+void BM_GLA_Train(benchmark::State& state) {
+  const index_t K = state.range(0), V = K, T = state.range(1);
+  const PrefillInputs& in = prefill_inputs(K, T);
+  Array<float, 4> o(Shape<4>{kB, T, kH, V}), dout(Shape<4>{kB, T, kH, V});
+  Array<float, 4> dq(in.q.shape()), dk(in.q.shape()), dv(in.v.shape()), dgk(in.q.shape());
+  std::mt19937_64 rng(kSeed + 1);
+  fill_normal(span_of(dout), rng);
+  linattn::gla::State<float> final_state(kB, kH, K, V), dh0;
+  linattn::gla::Options opt;
+  opt.threads = linattn::Threads{static_cast<int>(state.range(2))};
+  const linattn::gla::Gradients<float> grads{dq.view(), dk.view(), dv.view(), dgk.view(), &dh0};
+  for (auto _ : state) {
+    if constexpr (Form == 2)
+      linattn::gla::chunk<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), o.view(), nullptr,
+                                 &final_state, opt);
+    if constexpr (Form == 0)
+      linattn::gla::recurrent_backward<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), dout.view(),
+                                              nullptr, &final_state, grads, opt);
+    else
+      linattn::gla::chunk_backward<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), dout.view(), nullptr,
+                                          &final_state, grads, opt);
+    benchmark::DoNotOptimize(dq.data());
+    benchmark::DoNotOptimize(dgk.data());
+    benchmark::ClobberMemory();
+  }
+  const double tokens = static_cast<double>(kB * T);
+  state.counters["tokens/s"] = per_iteration_rate(tokens);
+  state.counters["GFLOPS"] = giga_rate((Form == 2 ? 12.0 : 8.0) * static_cast<double>(K * V * kH) * tokens);
+}
+
+void BM_GLA_RecurrentBackward(benchmark::State& state) { BM_GLA_Train<0>(state); }
+void BM_GLA_ChunkBackward(benchmark::State& state) { BM_GLA_Train<1>(state); }
+void BM_GLA_ChunkTrainStep(benchmark::State& state) { BM_GLA_Train<2>(state); }
+
+void train_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"K", "T", "threads"})->ArgsProduct({{64, 128}, {2048, 8192}, {1, 2}});
+  defaults(b);
+  b->Unit(benchmark::kMillisecond);
+}
+BENCHMARK(BM_GLA_ChunkBackward)->Apply(train_args);
+BENCHMARK(BM_GLA_ChunkTrainStep)->Apply(train_args);
+BENCHMARK(BM_GLA_RecurrentBackward)->Apply(train_args);
 
 void BM_GLA_Step(benchmark::State& state) {
   const index_t K = state.range(0), V = K;

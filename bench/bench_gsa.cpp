@@ -4,7 +4,11 @@
 //   BM_GSA_FusedChunk/K:k/T:t/threads:n  same, fused chunk form (state in registers)
 //   BM_GSA_Chunk/K:k/T:t/threads:n       same, chunk form (chunk_size 64)
 //   BM_GSA_Step/K:k/threads:n            one decode token, state (K+V)·M per head
+//   BM_GSA_ChunkTrainStep/K:k/T:t/threads:n  chunk forward + chunk backward (do, dht given)
+//   BM_GSA_ChunkBackward/K:k/T:t/threads:n   the chunk backward alone
 //
+// Backward counters: "GFLOPS" = 8·M·(K+V)·T·H·B for a backward, 12·M·(K+V)·T·H·B for forward +
+// backward (the GLA accounting applied to both passes).
 // Counters: "tokens/s"; "GFLOPS" = 4·M·(K+V)·T·H·B per iteration (recurrent-equivalent flops of
 // both passes); "state_GB/s" = 2·4·H·(K+V)·M bytes per step. Inputs as the GSA layer makes them
 // (SPEC §5.2): f = logsigmoid(N(0,1))/8, s = 1 − e^f, g = f; the layer's scale 1.0.
@@ -103,6 +107,43 @@ void prefill_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_GSA_Recurrent)->Apply(prefill_args);
 BENCHMARK(BM_GSA_Chunk)->Apply(prefill_args);
 BENCHMARK(BM_GSA_FusedChunk)->Apply(prefill_args);
+
+template <bool WithForward>
+void BM_GSA_Train(benchmark::State& state) {
+  const index_t K = state.range(0), V = K, T = state.range(1);
+  const GsaInputs& in = inputs(K, T);
+  Array<float, 4> o(Shape<4>{kB, T, kH, V}), dout(Shape<4>{kB, T, kH, V});
+  Array<float, 4> dq(in.q.shape()), dk(in.k.shape()), dv(in.v.shape()), ds(in.s.shape()), dg(in.g.shape());
+  std::mt19937_64 rng(kSeed + 1);
+  fill_normal(span_of(dout), rng);
+  linattn::gsa::State<float> final_state(kB, kH, K, kM, V), dh0;
+  linattn::gsa::Options opt;
+  opt.scale = 1.0;
+  opt.threads = linattn::Threads{static_cast<int>(state.range(2))};
+  const linattn::gsa::Gradients<float> grads{dq.view(), dk.view(), dv.view(), ds.view(), dg.view(), &dh0};
+  for (auto _ : state) {
+    if constexpr (WithForward)
+      linattn::gsa::chunk<float>(in.q.view(), in.k.view(), in.v.view(), in.s.view(), in.g.view(), o.view(), nullptr,
+                                 &final_state, opt);
+    linattn::gsa::chunk_backward<float>(in.q.view(), in.k.view(), in.v.view(), in.s.view(), in.g.view(), dout.view(),
+                                        nullptr, &final_state, grads, opt);
+    benchmark::DoNotOptimize(dq.data());
+    benchmark::ClobberMemory();
+  }
+  const double tokens = static_cast<double>(kB * T);
+  state.counters["tokens/s"] = per_iteration_rate(tokens);
+  state.counters["GFLOPS"] = giga_rate((WithForward ? 12.0 : 8.0) * static_cast<double>(kM * (K + V) * kH) * tokens);
+}
+void BM_GSA_ChunkBackward(benchmark::State& state) { BM_GSA_Train<false>(state); }
+void BM_GSA_ChunkTrainStep(benchmark::State& state) { BM_GSA_Train<true>(state); }
+
+void train_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"K", "T", "threads"})->ArgsProduct({{64, 128}, {2048, 8192}, {1, 2}});
+  defaults(b);
+  b->Unit(benchmark::kMillisecond);
+}
+BENCHMARK(BM_GSA_ChunkBackward)->Apply(train_args);
+BENCHMARK(BM_GSA_ChunkTrainStep)->Apply(train_args);
 
 void BM_GSA_Step(benchmark::State& state) {
   const index_t K = state.range(0), V = K;

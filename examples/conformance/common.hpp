@@ -99,8 +99,9 @@ inline bool report(const Case& c, std::string_view form, const std::vector<Check
   }
   std::string detail;
   for (const Check& ch : checks) {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%s rel=%.3e ", ch.tensor.c_str(), ch.err.max_rel);
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%s rel=%.3e %s ", ch.tensor.c_str(), ch.err.max_rel,
+                  passes(ch.err, c.tolerance) ? "PASS" : "FAIL");
     detail += buf;
   }
   std::printf("%s %.*s max_abs=%.3e max_rel=%.3e %s  [%stol=%g]\n", c.name.c_str(), static_cast<int>(form.size()),

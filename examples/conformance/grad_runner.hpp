@@ -1,12 +1,14 @@
 // Runners for the gradient kinds grad.gla, grad.gla_varlen, grad.gsa, grad.hgrn and
 // grad.bitlinear (shared/golden/grad/README: L = Σ o⊙do + Σ S_T⊙dS_T, float64 expectations).
 //
-// Forms: "recurrent_backward" in float32 (the file's float32 tolerance) and
-// "recurrent_backward_f64" in float64 (the file's float64 tolerance, 1e-10 when it states
-// none); BitLinear's straight-through backward in float32. The chunk backward is not written
-// yet, so no chunk form is reported. One line per form lists every gradient's error.
+// Forms: "recurrent_backward" and "chunk_backward" (chunks of 64 rows, or the file's
+// "chunk_size" metadata) in float32 (the file's float32 tolerance), and the same with "_f64" in
+// float64 (the file's float64 tolerance, 1e-10 when it states none); the fused chunk form's
+// backward is the chunk form's. BitLinear's straight-through backward in float32. One line per
+// form lists every gradient's error.
 #pragma once
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,17 +43,29 @@ Check check_tensor(const linattn::io::SafeTensorsFile& f, const char* name, cons
   return {name, compare(got.vector(), read_expected(f, name, shape))};
 }
 
-// The two precisions of one backward: fn<T>() returns its checks.
-template <class F32, class F64>
-bool report_both(const Case& c, F32&& f32, F64&& f64) {
-  bool ok = report(c, "recurrent_backward", f32());
+enum class Form { recurrent, chunk };
+
+// Rows per chunk of the chunk form: the file's "chunk_size" metadata, else fla's 64.
+inline index_t chunk_size(const linattn::io::SafeTensorsFile& f) {
+  const auto c = metadata_number(f, "chunk_size");
+  return c && *c >= 1 && *c <= 4096 && *c == std::floor(*c) ? static_cast<index_t>(*c) : 64;
+}
+
+// Both forms in both precisions: checks(form, float{}) returns the checks of one.
+template <class Checks>
+bool report_forms(const Case& c, Checks&& checks) {
   const Case c64{c.file, c.name, float64_tolerance(c.file)};
-  ok &= report(c64, "recurrent_backward_f64", f64());
+  bool ok = true;
+  for (const Form form : {Form::recurrent, Form::chunk}) {
+    const std::string name = form == Form::recurrent ? "recurrent_backward" : "chunk_backward";
+    ok &= report(c, name, checks(form, float{}));
+    ok &= report(c64, name + "_f64", checks(form, double{}));
+  }
   return ok;
 }
 
 template <class T>
-std::vector<Check> gla_grad_checks(const linattn::io::SafeTensorsFile& f) {
+std::vector<Check> gla_grad_checks(const linattn::io::SafeTensorsFile& f, Form form) {
   using linattn::Array;
   const auto q = f.read_array<T, 4>("q");
   const index_t B = q.size(0), T_ = q.size(1), H = q.size(2), K = q.size(3);
@@ -71,8 +85,10 @@ std::vector<Check> gla_grad_checks(const linattn::io::SafeTensorsFile& f) {
   if (const auto s = metadata_number(f, "scale"); s && std::abs(*s * std::sqrt(double(K)) - 1.0) > 1e-3) opt.scale = *s;
   Array<T, 4> dq(q.shape()), dk(q.shape()), dv(v.shape()), dgk(q.shape());
   S dh0;
-  linattn::gla::recurrent_backward<T>(q.cview(), k.cview(), v.cview(), gk.cview(), dout.cview(), h0 ? &*h0 : nullptr,
-                                      dht ? &*dht : nullptr, {dq.view(), dk.view(), dv.view(), dgk.view(), &dh0}, opt);
+  opt.chunk_size = chunk_size(f);
+  (form == Form::recurrent ? linattn::gla::recurrent_backward<T> : linattn::gla::chunk_backward<T>)(
+      q.cview(), k.cview(), v.cview(), gk.cview(), dout.cview(), h0 ? &*h0 : nullptr, dht ? &*dht : nullptr,
+      {dq.view(), dk.view(), dv.view(), dgk.view(), &dh0}, opt);
   std::vector<Check> out{check_tensor(f, "dq", dq), check_tensor(f, "dk", dk), check_tensor(f, "dv", dv),
                          check_tensor(f, "dgk", dgk)};
   out.push_back({"dh0", compare(std::vector<double>(dh0.data(), dh0.data() + dh0.numel()),
@@ -81,7 +97,7 @@ std::vector<Check> gla_grad_checks(const linattn::io::SafeTensorsFile& f) {
 }
 
 template <class T>
-std::vector<Check> gsa_grad_checks(const linattn::io::SafeTensorsFile& f) {
+std::vector<Check> gsa_grad_checks(const linattn::io::SafeTensorsFile& f, Form form) {
   using linattn::Array;
   const auto q = f.read_array<T, 4>("q");
   const index_t B = q.size(0), T_ = q.size(1), HQ = q.size(2), K = q.size(3);
@@ -110,10 +126,11 @@ std::vector<Check> gsa_grad_checks(const linattn::io::SafeTensorsFile& f) {
   if (std::abs(*opt.scale * std::sqrt(double(K)) - 1.0) < 1e-3) opt.scale.reset();  // K^-1/2, rounded in the text
   Array<T, 4> dq(q.shape()), dk(k.shape()), dv(v.shape()), ds(s.shape()), dg(s.shape());
   linattn::gsa::State<T> dh0;
-  linattn::gsa::recurrent_backward<T>(q.cview(), k.cview(), v.cview(), s.cview(),
-                                      has_gate ? g.cview() : linattn::TensorView<const T, 4>(), dout.cview(),
-                                      has_h0 ? &h0 : nullptr, has_dht ? &dht : nullptr,
-                                      {dq.view(), dk.view(), dv.view(), ds.view(), dg.view(), &dh0}, opt);
+  opt.chunk_size = chunk_size(f);
+  (form == Form::recurrent ? linattn::gsa::recurrent_backward<T> : linattn::gsa::chunk_backward<T>)(
+      q.cview(), k.cview(), v.cview(), s.cview(), has_gate ? g.cview() : linattn::TensorView<const T, 4>(),
+      dout.cview(), has_h0 ? &h0 : nullptr, has_dht ? &dht : nullptr,
+      {dq.view(), dk.view(), dv.view(), ds.view(), dg.view(), &dh0}, opt);
   std::vector<Check> out{check_tensor(f, "dq", dq), check_tensor(f, "dk", dk), check_tensor(f, "dv", dv),
                          check_tensor(f, "ds", ds)};
   if (has_gate) out.push_back(check_tensor(f, "dg", dg));
@@ -125,7 +142,7 @@ std::vector<Check> gsa_grad_checks(const linattn::io::SafeTensorsFile& f) {
 }
 
 template <class T>
-std::vector<Check> hgrn_grad_checks(const linattn::io::SafeTensorsFile& f) {
+std::vector<Check> hgrn_grad_checks(const linattn::io::SafeTensorsFile& f, Form form) {
   using linattn::Array;
   using linattn::Shape;
   const auto x = f.read_array<T, 3>("x");
@@ -142,8 +159,13 @@ std::vector<Check> hgrn_grad_checks(const linattn::io::SafeTensorsFile& f) {
   opt.cu_seqlens = cu;
   Array<T, 3> dx(x.shape()), dg(x.shape());
   S dh0;
-  linattn::hgrn::recurrent_backward<T>(x.cview(), linattn::hgrn::log_gates<T>(g.cview()), dout.cview(),
-                                       h0 ? &*h0 : nullptr, dht ? &*dht : nullptr, {dx.view(), dg.view(), &dh0}, opt);
+  opt.chunk_size = chunk_size(f);
+  const auto gates = linattn::hgrn::log_gates<T>(g.cview());
+  const linattn::hgrn::Gradients<T> grads{dx.view(), dg.view(), &dh0};
+  if (form == Form::recurrent)
+    linattn::hgrn::recurrent_backward<T>(x.cview(), gates, dout.cview(), h0 ? &*h0 : nullptr, dht ? &*dht : nullptr, grads, opt);
+  else
+    linattn::hgrn::chunk_backward<T>(x.cview(), gates, dout.cview(), h0 ? &*h0 : nullptr, dht ? &*dht : nullptr, grads, opt);
   return {check_tensor(f, "dx", dx), check_tensor(f, "dg", dg),
           {"dh0", compare(dh0.vector(), read_expected(f, "dh0", {N, D}))}};
 }
@@ -151,18 +173,21 @@ std::vector<Check> hgrn_grad_checks(const linattn::io::SafeTensorsFile& f) {
 }  // namespace detail
 
 inline bool run_grad_gla(const Case& c) {
-  return detail::report_both(c, [&] { return detail::gla_grad_checks<float>(c.file); },
-                             [&] { return detail::gla_grad_checks<double>(c.file); });
+  return detail::report_forms(c, [&](detail::Form form, auto precision) {
+    return detail::gla_grad_checks<decltype(precision)>(c.file, form);
+  });
 }
 
 inline bool run_grad_gsa(const Case& c) {
-  return detail::report_both(c, [&] { return detail::gsa_grad_checks<float>(c.file); },
-                             [&] { return detail::gsa_grad_checks<double>(c.file); });
+  return detail::report_forms(c, [&](detail::Form form, auto precision) {
+    return detail::gsa_grad_checks<decltype(precision)>(c.file, form);
+  });
 }
 
 inline bool run_grad_hgrn(const Case& c) {
-  return detail::report_both(c, [&] { return detail::hgrn_grad_checks<float>(c.file); },
-                             [&] { return detail::hgrn_grad_checks<double>(c.file); });
+  return detail::report_forms(c, [&](detail::Form form, auto precision) {
+    return detail::hgrn_grad_checks<decltype(precision)>(c.file, form);
+  });
 }
 
 // Straight-through BitLinear: eps from metadata "eps" (the fused 1e-6 when absent); the

@@ -43,7 +43,7 @@ struct ChunkBackwardWorkspace {
   RowMatrix<Acc> a, P, R, gterm;           // [C, Gw] decay, prefix and suffix products, dg terms
   RowMatrix<Acc> QW, XU, W, U, A, dA;      // sub-chunk operands
   RowMatrix<Acc> tmp_k, tmp_v;             // [C, K], [C, V]
-  std::vector<Acc> run, elementwise;       // [max(K, V)] running product; the K = 1 sweep's
+  std::vector<Acc> run, elementwise;       // [2, max(K, V)] running products; the K = 1 sweep's
 };
 
 // The decay of rows [s0, s0 + L) of a gate (null rows: no decay).
@@ -68,8 +68,9 @@ void chunk_states(const BackwardSlice<In, Out, Acc>& x, index_t C, ChunkBackward
   constexpr bool key = axis == GateAxis::key;
   const index_t K = x.K, V = x.V, Gw = key ? K : V;
   const index_t NT = (x.len + C - 1) / C;
-  ws.states.assign(static_cast<std::size_t>((NT + 1) * K * V), Acc(0));
+  ws.states.resize(static_cast<std::size_t>((NT + 1) * K * V));  // every element written below
   if (x.h0) std::copy_n(x.h0, K * V, ws.states.data());
+  else std::fill_n(ws.states.data(), K * V, Acc(0));
   for (index_t c = 0; c < NT; ++c) {
     const index_t s0 = c * C, L = std::min(C, x.len - s0);
     load_rows(ws.k.data(), K, x.k[s0], x.k.rs, L, K, Acc(0));
@@ -99,7 +100,7 @@ template <GateAxis axis, class Acc>
 void chunk_intra_backward(ChunkBackwardWorkspace<Acc>& ws, index_t L, index_t K, index_t V) {
   constexpr bool key = axis == GateAxis::key;
   const index_t Gw = key ? K : V;
-  const index_t sub = std::min<index_t>(kSubChunk, ws.A.rows());
+  const index_t sub = ws.A.rows();  // min(kSubChunk, C), as sized by the caller
   auto q = ws.q.topRows(L);
   auto k = ws.k.topRows(L);
   auto v = ws.v.topRows(L);
@@ -148,7 +149,10 @@ void chunk_intra_backward(ChunkBackwardWorkspace<Acc>& ws, index_t L, index_t K,
       }
     }
     // Diagonal block, rows j ≤ i of the sub-chunk: E = Π_{j<τ≤i} a_τ as a running product.
+    // The products with E go through a scratch row (kE = k_j ⊙ E or vE = v_j ⊙ E) so that every
+    // reduction is `dot`'s lane-parallel one: a plain running sum is a serial chain.
     Acc* E = ws.run.data();
+    Acc* xE = E + Gw;
     for (index_t j = i0; j < i0 + c; ++j) {
       std::fill(E, E + Gw, Acc(1));
       const Acc* kj = k.row(j).data();
@@ -163,22 +167,22 @@ void chunk_intra_backward(ChunkBackwardWorkspace<Acc>& ws, index_t L, index_t K,
         const Acc* doi = dO.row(i).data();
         Acc* dqi = ws.dQ.row(i).data();
         if constexpr (key) {
-          Acc Aij = 0;
-          for (index_t d = 0; d < K; ++d) Aij += qi[d] * kj[d] * E[d];
+          for (index_t d = 0; d < K; ++d) xE[d] = kj[d] * E[d];
+          const Acc Aij = dot(qi, xE, K);
           const Acc dAij = dot(doi, vj, V);
           for (index_t e = 0; e < V; ++e) dvj[e] += Aij * doi[e];
           for (index_t d = 0; d < K; ++d) {
-            dqi[d] += dAij * kj[d] * E[d];
+            dqi[d] += dAij * xE[d];
             dkj[d] += dAij * qi[d] * E[d];
           }
         } else {
+          for (index_t e = 0; e < V; ++e) xE[e] = vj[e] * E[e];
           const Acc Aij = dot(qi, kj, K);
-          Acc dAij = 0;
-          for (index_t e = 0; e < V; ++e) dAij += doi[e] * vj[e] * E[e];
+          const Acc dAij = dot(doi, xE, V);
           Acc* oi = ws.O.row(i).data();
           for (index_t e = 0; e < V; ++e) {
             dvj[e] += Aij * doi[e] * E[e];
-            oi[e] += Aij * vj[e] * E[e];
+            oi[e] += Aij * xE[e];
           }
           for (index_t d = 0; d < K; ++d) {
             dqi[d] += dAij * kj[d];
@@ -187,6 +191,16 @@ void chunk_intra_backward(ChunkBackwardWorkspace<Acc>& ws, index_t L, index_t K,
         }
       }
     }
+  }
+}
+
+// Rows [0, L) of a dense [L, n] buffer into rows s0.. of a strided output, times `factor`.
+template <class Out, class Acc>
+void store_rows(const Rows<Out>& out, index_t s0, const RowMatrix<Acc>& src, index_t L, index_t n, Acc factor = Acc(1)) {
+  for (index_t t = 0; t < L; ++t) {
+    Out* row = out[s0 + t];
+    const Acc* s = src.row(t).data();
+    for (index_t i = 0; i < n; ++i) row[i] = static_cast<Out>(factor * s[i]);
   }
 }
 
@@ -201,6 +215,8 @@ void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, Chunk
   constexpr bool key = axis == GateAxis::key;
   const index_t K = x.K, V = x.V, Gw = key ? K : V, len = x.len;
   const index_t NT = (len + C - 1) / C;
+  // Sub-chunks of the forward's 16 rows (SPEC §2). 32 measured within the host's noise of 16
+  // (Zen 5, K = 64 and 128, T = 2048, one thread: ±10% between runs), so the forward's is kept.
   const index_t sub = std::min(kSubChunk, C);
   for (RowMatrix<Acc>* m : {&ws.q, &ws.dQ, &ws.k, &ws.dK, &ws.tmp_k}) m->resize(C, K);
   for (RowMatrix<Acc>* m : {&ws.dO, &ws.O, &ws.v, &ws.dV, &ws.tmp_v}) m->resize(C, V);
@@ -210,7 +226,7 @@ void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, Chunk
   ws.W.resize(sub, Gw);
   ws.A.resize(sub, C);
   ws.dA.resize(sub, C);
-  ws.run.resize(static_cast<std::size_t>(std::max(K, V)));
+  ws.run.resize(static_cast<std::size_t>(2 * std::max(K, V)));
   ws.dH.resize(K, V);
   ws.dH_next.resize(K, V);
   if (x.dht) ws.dH = ConstRowMap<Acc>(x.dht, K, V);
@@ -281,19 +297,15 @@ void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, Chunk
         O.array() *= P.array();
       }
       chunk_intra_backward<axis>(ws, L, K, V);
-      const Rows<Out>& dq_out = x.dq[ri];
-      for (index_t t = 0; t < L; ++t)
-        for (index_t d = 0; d < K; ++d) dq_out[s0 + t][d] = static_cast<Out>(x.scale * dQ(t, d));
+      store_rows(x.dq[ri], s0, ws.dQ, L, K, x.scale);
       if constexpr (key) gterm += q.cwiseProduct(dQ);
       else gterm += ws.O.topRows(L).cwiseProduct(dO);
     }
     if constexpr (key) gterm -= k.cwiseProduct(dK);
     else gterm -= v.cwiseProduct(dV);
 
-    for (index_t t = 0; t < L; ++t) {
-      for (index_t d = 0; d < K; ++d) x.dk[s0 + t][d] = static_cast<Out>(dK(t, d));
-      for (index_t e = 0; e < V; ++e) x.dv[s0 + t][e] = static_cast<Out>(dV(t, e));
-    }
+    store_rows(x.dk, s0, ws.dK, L, K);
+    store_rows(x.dv, s0, ws.dV, L, V);
     if (x.dg) {
       Acc* run = ws.run.data();
       for (index_t w = 0; w < Gw; ++w) run[w] = dg_const[w];
