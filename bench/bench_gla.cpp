@@ -14,6 +14,7 @@
 // whatever the form); "state_GB/s" = 2·4·H·K·V bytes per step (state read + written).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -140,6 +141,13 @@ void BM_GLA_Train(benchmark::State& state) {
   const double tokens = static_cast<double>(kB * T);
   state.counters["tokens/s"] = per_iteration_rate(tokens);
   state.counters["GFLOPS"] = giga_rate((Form == 2 ? 12.0 : 8.0) * static_cast<double>(K * V * kH) * tokens);
+  if constexpr (Form != 0) {
+    // Memory of the chunk backward: nothing is kept from the forward (the inputs are all it
+    // reads); while it runs, each (sequence, head) in flight holds ⌈T / 64⌉ + 1 states.
+    const double in_flight = static_cast<double>(std::min<index_t>(kB * kH, state.range(2)));
+    state.counters["workspace_MB"] = in_flight * static_cast<double>(((T + 63) / 64 + 1) * K * V) * 4.0 / 1e6;
+    state.counters["inputs_MB"] = static_cast<double>(kB * T * kH * (3 * K + 2 * V)) * 4.0 / 1e6;
+  }
 }
 
 void BM_GLA_RecurrentBackward(benchmark::State& state) { BM_GLA_Train<0>(state); }

@@ -6,6 +6,9 @@
 //   BM_Int8Gemv/out:o/in:i                      int8 weights × int8 activations, one token, 1 thread
 //                                               (vpdpbusd; AVX-512 VNNI builds only)
 //   BM_MemoryBandwidth/MiB:m/threads:t          streaming read (sum of uint64 words) of m MiB
+//   BM_BitLinearBackward/tokens:n               nn::TrainableBitLinear::backward, 2048 → 5632, 1 thread
+//   BM_DenseLinearBackward/tokens:n             the dense fp32 backward of the same shape (Eigen):
+//                                               dX = dY·W, dW = dYᵀ·X (warm weights in both)
 //
 // The ternary time includes quantising the activations (per-token absmax int8) and the float
 // scaling of the outputs; Eigen's is the bare product. Weights are cold: every iteration uses
@@ -35,6 +38,7 @@
 
 #include "common.hpp"
 #include "linattn/core/threading.hpp"
+#include "linattn/nn/bitlinear_train.hpp"
 #include "linattn/ops/ternary.hpp"
 
 namespace {
@@ -282,5 +286,62 @@ BENCHMARK(BM_Int8Gemv)
     ->Apply(defaults)
     ->Unit(benchmark::kMicrosecond);
 #endif
+
+
+// ---- training: BitLinear's straight-through backward against a dense one -------------------
+constexpr index_t kTrainIn = 2048, kTrainOut = 5632;
+
+// Eigen's GEMM thread count for one benchmark's scope (it defaults to OpenMP's, here 2).
+struct EigenThreads {
+  int saved = Eigen::nbThreads();
+  explicit EigenThreads(int n) { Eigen::setNbThreads(n); }
+  ~EigenThreads() { Eigen::setNbThreads(saved); }
+};
+
+void BM_BitLinearBackward(benchmark::State& state) {
+  const EigenThreads one(1);  // one thread for both, whatever OpenMP offers
+  const index_t N = state.range(0);
+  std::mt19937_64 rng(kSeed);
+  linattn::Array<float, 2> W(linattn::Shape<2>{kTrainOut, kTrainIn}), x(linattn::Shape<2>{N, kTrainIn}),
+      y(linattn::Shape<2>{N, kTrainOut}), dy(linattn::Shape<2>{N, kTrainOut});
+  fill_normal(std::span<float>(W.data(), static_cast<std::size_t>(W.numel())), rng);
+  fill_normal(std::span<float>(x.data(), static_cast<std::size_t>(x.numel())), rng);
+  fill_normal(std::span<float>(dy.data(), static_cast<std::size_t>(dy.numel())), rng);
+  const linattn::nn::TrainableBitLinear layer(W, std::vector<float>(static_cast<std::size_t>(kTrainIn), 1.0f));
+  linattn::nn::BitLinearSaved saved;
+  layer.forward(x.cview(), y.view(), &saved);
+  linattn::nn::BitLinearGradients grads;
+  for (auto _ : state) {
+    layer.backward(saved, dy.cview(), grads);
+    benchmark::DoNotOptimize(grads.dx.data());
+    benchmark::DoNotOptimize(grads.dweight.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["tokens/s"] = per_iteration_rate(static_cast<double>(N));
+}
+
+void BM_DenseLinearBackward(benchmark::State& state) {
+  const EigenThreads one(1);  // one thread for both, whatever OpenMP offers
+  const index_t N = state.range(0);
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Mat W = Mat::Random(kTrainOut, kTrainIn), X = Mat::Random(N, kTrainIn), dY = Mat::Random(N, kTrainOut);
+  Mat dX(N, kTrainIn), dW(kTrainOut, kTrainIn);
+  for (auto _ : state) {
+    dX.noalias() = dY * W;
+    dW.noalias() = dY.transpose() * X;
+    benchmark::DoNotOptimize(dX.data());
+    benchmark::DoNotOptimize(dW.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["tokens/s"] = per_iteration_rate(static_cast<double>(N));
+}
+
+void train_linear_args(benchmark::internal::Benchmark* b) {
+  b->ArgName("tokens")->Arg(1)->Arg(128);
+  defaults(b);
+  b->Unit(benchmark::kMillisecond);
+}
+BENCHMARK(BM_BitLinearBackward)->Apply(train_linear_args);
+BENCHMARK(BM_DenseLinearBackward)->Apply(train_linear_args);
 
 }  // namespace
