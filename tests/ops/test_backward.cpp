@@ -613,7 +613,7 @@ TEST_CASE("Chunk backward reads and writes strided views", "[gla][gsa][grad]") {
   const index_t T = 37, H = 2, K = 6, V = 5, M = 4;
   const auto wide = [&](index_t D) { return ref::normal<double, 4>({1, T, H, D + 3}, rng); };
   const auto narrow = [](Array<double, 4>& a, index_t D) {
-    return linattn::TensorView<double, 4>(a.data(), {1, T, H, D}, {a.stride(0), a.stride(1), a.stride(2), 1});
+    return linattn::TensorView<double, 4>(a.data(), {1, T, H, D}, {a.view().stride(0), a.view().stride(1), a.view().stride(2), 1});
   };
   const auto dense = [](linattn::TensorView<double, 4> v) {
     Array<double, 4> out(v.shape());

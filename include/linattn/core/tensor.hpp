@@ -6,6 +6,8 @@
 #pragma once
 
 #include <array>
+#include <optional>
+#include <span>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -42,17 +44,28 @@ constexpr index_t checked_mul(index_t a, index_t b, const char* what = "size") {
   return a * b;
 }
 
+namespace detail {
+
+// The product of extents, or nullopt when one is negative or the product overflows index_t
+// (the one overflow-checked product that shapes from files and callers go through).
+constexpr std::optional<index_t> extent_product(std::span<const index_t> extents) {
+  index_t n = 1;
+  for (const index_t e : extents) {
+    if (e < 0 || (e != 0 && n > std::numeric_limits<index_t>::max() / e)) return std::nullopt;
+    n *= e;
+  }
+  return n;
+}
+
+}  // namespace detail
+
 // Number of elements of a shape; throws std::length_error on a negative extent or an overflow.
 template <std::size_t R>
 constexpr index_t checked_numel(const Shape<R>& shape) {
-  index_t n = 1;
-  for (std::size_t i = 0; i < R; ++i) {
-    if (shape[i] < 0) throw std::length_error("linattn: shape " + shape_string(shape) + " has a negative extent");
-    if (shape[i] != 0 && n > std::numeric_limits<index_t>::max() / shape[i])
-      throw std::length_error("linattn: shape " + shape_string(shape) + " overflows a 64-bit element count");
-    n *= shape[i];
-  }
-  return n;
+  if (const auto n = detail::extent_product(shape)) return *n;
+  for (const index_t e : shape)
+    if (e < 0) throw std::length_error("linattn: shape " + shape_string(shape) + " has a negative extent");
+  throw std::length_error("linattn: shape " + shape_string(shape) + " overflows a 64-bit element count");
 }
 
 // Row-major strides; the products are checked (checked_numel) so a view of an absurd shape

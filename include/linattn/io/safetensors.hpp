@@ -693,15 +693,10 @@ class SafeTensorsFile {
           detail::tensor_fail(f_.path_, key_, std::string("missing field '") + name + "'");
       // numel * element size must fit both index_t and the address space. A zero extent makes
       // numel 0 whatever the others are, but absurd shapes are still rejected.
-      std::uint64_t numel = 1;
-      bool overflow = false;
-      for (const index_t s : entry_.shape) {
-        const auto u = static_cast<std::uint64_t>(s);
-        if (u != 0 && numel > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()) / u) overflow = true;
-        else numel *= u;
-      }
+      const auto product = linattn::detail::extent_product(entry_.shape);
       const std::string shape = detail::shape_str(entry_.shape);
-      if (overflow) detail::tensor_fail(f_.path_, key_, "shape " + shape + " overflows the element count");
+      if (!product) detail::tensor_fail(f_.path_, key_, "shape " + shape + " overflows the element count");
+      const auto numel = static_cast<std::uint64_t>(*product);
       const std::uint64_t esize = dtype_size(entry_.dtype);
       if (numel > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max()) / esize)
         detail::tensor_fail(f_.path_, key_, "shape " + shape + " overflows the byte count");
@@ -925,13 +920,11 @@ class SafeTensorsWriter {
   }
 
   static index_t numel_of(const std::string& name, const std::vector<index_t>& shape) {
-    index_t n = 1;
-    for (index_t s : shape) {
-      if (s < 0) bad(name, "negative extent in shape " + detail::shape_str(shape));
-      if (s != 0 && n > std::numeric_limits<index_t>::max() / s) bad(name, "shape " + detail::shape_str(shape) + " overflows");
-      n *= s;
-    }
-    return n;
+    if (std::any_of(shape.begin(), shape.end(), [](index_t s) { return s < 0; }))
+      bad(name, "negative extent in shape " + detail::shape_str(shape));
+    const auto n = linattn::detail::extent_product(shape);
+    if (!n) bad(name, "shape " + detail::shape_str(shape) + " overflows");
+    return *n;
   }
 
   std::size_t checked_bytes(const std::string& name, DType dtype, const std::vector<index_t>& shape) const {

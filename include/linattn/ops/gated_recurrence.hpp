@@ -614,6 +614,19 @@ void fused_chunk_head(const Slice& x, Acc* S, Acc scale, FusedWorkspace<Acc>& ws
 // Sub-chunk length: SPEC §2 uses 16 (min(16, C)).
 inline constexpr index_t kSubChunk = 16;
 
+// The decay factors of the sub-chunk [i0, i0 + c) against its reference ρ = G_{i0} (rows of
+// `a` are per-token decays): rows [0, c) of W get W_i = Π_{i0<τ≤i0+i} a_τ, and, when i0 > 0,
+// rows [0, i0) of U get U_j = Π_{j<τ≤i0} a_τ for the rows before the sub-chunk. Products of
+// factors ≤ 1: no positive exponent (the forward's intra part and its backward both use them).
+template <class Decay, class Acc>
+void subchunk_factors(const Decay& a, index_t i0, index_t c, RowMatrix<Acc>& W, RowMatrix<Acc>& U) {
+  W.row(0).setOnes();
+  for (index_t i = 1; i < c; ++i) W.row(i) = W.row(i - 1).cwiseProduct(a.row(i0 + i));
+  if (i0 == 0) return;
+  U.row(i0 - 1) = a.row(i0);
+  for (index_t j = i0 - 2; j >= 0; --j) U.row(j) = U.row(j + 1).cwiseProduct(a.row(j + 1));
+}
+
 template <class Acc>
 struct ChunkWorkspace {
   RowMatrix<Acc> q, k, v, a, P, R, Qg, Kg, O, A, U, W, tmp;
@@ -676,14 +689,11 @@ void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorks
     // Intra-chunk part.
     for (index_t i0 = 0; i0 < L; i0 += sub) {
       const index_t c = std::min(sub, L - i0);
-      // W_i = e^{G_i − ρ} = Π_{i0<τ≤i} a_τ over the gated dimension.
+      // W_i = e^{G_i − ρ} = Π_{i0<τ≤i} a_τ over the gated dimension; U_j = Π_{j<τ≤i0} a_τ.
+      subchunk_factors(a, i0, c, ws.W, ws.U);
       auto Wg = ws.W.topRows(c);
-      Wg.row(0).setOnes();
-      for (index_t i = 1; i < c; ++i) Wg.row(i) = Wg.row(i - 1).cwiseProduct(a.row(i0 + i));
       if (i0 > 0) {
-        auto U = ws.U.topRows(i0);  // U_j = Π_{j<τ≤i0} a_τ
-        U.row(i0 - 1) = a.row(i0);
-        for (index_t j = i0 - 2; j >= 0; --j) U.row(j) = U.row(j + 1).cwiseProduct(a.row(j + 1));
+        auto U = ws.U.topRows(i0);
         auto A = ws.A.topLeftCorner(c, i0);
         if constexpr (axis == GateAxis::key) {
           auto KU = ws.Kg.topRows(i0);

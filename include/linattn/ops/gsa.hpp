@@ -92,7 +92,8 @@ struct Dims {
 
 template <class T>
 Dims check_inputs(const char* where, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
-                  TensorView<const T, 4> s, TensorView<const T, 4> g, TensorView<const T, 4> o) {
+                  TensorView<const T, 4> s, TensorView<const T, 4> g, TensorView<const T, 4> o,
+                  const char* o_name = "o") {  // o: the output, or do in the backward
   using linattn::detail::check_inner_contiguous;
   using linattn::detail::check_shape;
   check_shape(where, "q", q, {-1, -1, -1, -1});
@@ -107,13 +108,13 @@ Dims check_inputs(const char* where, TensorView<const T, 4> q, TensorView<const 
   check_shape(where, "s", s, {B, T_, H, -1});
   const index_t V = v.size(3), M = s.size(3);
   if (!(g.empty() && g.numel() == 0)) check_shape(where, "g", g, {B, T_, H, M});
-  check_shape(where, "o", o, {B, T_, HQ, V});
+  check_shape(where, o_name, o, {B, T_, HQ, V});
   check_inner_contiguous(where, "q", q);
   check_inner_contiguous(where, "k", k);
   check_inner_contiguous(where, "v", v);
   check_inner_contiguous(where, "s", s);
   if (!g.empty()) check_inner_contiguous(where, "g", g);
-  check_inner_contiguous(where, "o", o);
+  check_inner_contiguous(where, o_name, o);
   return {B, T_, HQ, H, HQ / H, K, V, M};
 }
 
@@ -339,7 +340,7 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
   using Acc = acc_t<T>;
   static_assert(std::is_same_v<T, Acc>, "linattn::gsa backward takes float or double inputs");
   const char* where = form == Form::recurrent ? "linattn::gsa::recurrent_backward" : "linattn::gsa::chunk_backward";
-  const detail::Dims d = detail::check_inputs<T>(where, q, k, v, s, g, dout);  // do has o's shape
+  const detail::Dims d = detail::check_inputs<T>(where, q, k, v, s, g, dout, "do");
   if (form != Form::recurrent && opt.chunk_size < 1)
     linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
   const bool has_gate = !g.empty();

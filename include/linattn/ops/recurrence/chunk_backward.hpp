@@ -108,13 +108,10 @@ void chunk_intra_backward(ChunkBackwardWorkspace<Acc>& ws, index_t L, index_t K,
   const auto& a = ws.a;
   for (index_t i0 = 0; i0 < L; i0 += sub) {
     const index_t c = std::min(sub, L - i0);
-    auto W = ws.W.topRows(c);  // W_i = Π_{i0<τ≤i} a_τ
-    W.row(0).setOnes();
-    for (index_t i = 1; i < c; ++i) W.row(i) = W.row(i - 1).cwiseProduct(a.row(i0 + i));
+    subchunk_factors(a, i0, c, ws.W, ws.U);  // W_i = Π_{i0<τ≤i} a_τ, U_j = Π_{j<τ≤i0} a_τ
+    auto W = ws.W.topRows(c);
     if (i0 > 0) {
-      auto U = ws.U.topRows(i0);  // U_j = Π_{j<τ≤i0} a_τ
-      U.row(i0 - 1) = a.row(i0);
-      for (index_t j = i0 - 2; j >= 0; --j) U.row(j) = U.row(j + 1).cwiseProduct(a.row(j + 1));
+      auto U = ws.U.topRows(i0);
       auto A = ws.A.topLeftCorner(c, i0);
       auto dA = ws.dA.topLeftCorner(c, i0);
       if constexpr (key) {
