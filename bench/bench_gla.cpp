@@ -6,7 +6,9 @@
 //   BM_GLA_Step/K:k/threads:n            one decode token, B=1, H=4, state K=V=k
 //   BM_GLA_ChunkBackward/K:k/T:t/threads:n      the chunk backward alone (do, dht given)
 //   BM_GLA_RecurrentBackward/K:k/T:t/threads:n  the recurrent (reference) backward alone
-//   BM_GLA_ChunkTrainStep/K:k/T:t/threads:n     chunk forward + chunk backward, one training step
+//   BM_GLA_ChunkBackwardSaved/K:k/T:t/threads:n the chunk backward from a forward's saved chunk states
+//   BM_GLA_ChunkTrainStep/K:k/T:t/threads:n     chunk forward (keeping the chunk states) + chunk
+//                                               backward from them: one training step
 //
 // Backward counters: "GFLOPS" = 8·K·V·T·H·B (twice the forward's) for a backward alone and
 // 3 × 4·K·V·T·H·B for forward + backward, the accounting of the backward issue.
@@ -111,7 +113,8 @@ BENCHMARK(BM_GLA_Recurrent)->Apply(prefill_args);
 BENCHMARK(BM_GLA_Chunk)->Apply(prefill_args);
 BENCHMARK(BM_GLA_FusedChunk)->Apply(prefill_args);
 
-// Backward (Form 0 recurrent, 1 chunk) alone, or (Form 2) chunk forward + chunk backward.
+// Backward (Form 0 recurrent, 1 chunk recomputing the chunk states, 3 chunk from saved states)
+// alone, or (Form 2) chunk forward keeping the states + chunk backward from them.
 template <int Form>
 void BM_GLA_Train(benchmark::State& state) {
   const index_t K = state.range(0), V = K, T = state.range(1);
@@ -124,16 +127,19 @@ void BM_GLA_Train(benchmark::State& state) {
   linattn::gla::Options opt;
   opt.threads = linattn::Threads{static_cast<int>(state.range(2))};
   const linattn::gla::Gradients<float> grads{dq.view(), dk.view(), dv.view(), dgk.view(), &dh0};
+  linattn::gla::ChunkStates<float> saved;
+  linattn::gla::chunk_train<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), o.view(), nullptr,
+                                   &final_state, saved, opt);
   for (auto _ : state) {
     if constexpr (Form == 2)
-      linattn::gla::chunk<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), o.view(), nullptr,
-                                 &final_state, opt);
+      linattn::gla::chunk_train<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), o.view(), nullptr,
+                                       &final_state, saved, opt);
     if constexpr (Form == 0)
       linattn::gla::recurrent_backward<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), dout.view(),
                                               nullptr, &final_state, grads, opt);
     else
       linattn::gla::chunk_backward<float>(in.q.view(), in.k.view(), in.v.view(), in.gk.view(), dout.view(), nullptr,
-                                          &final_state, grads, opt);
+                                          &final_state, grads, opt, Form == 1 ? nullptr : &saved);
     benchmark::DoNotOptimize(dq.data());
     benchmark::DoNotOptimize(dgk.data());
     benchmark::ClobberMemory();
@@ -141,18 +147,20 @@ void BM_GLA_Train(benchmark::State& state) {
   const double tokens = static_cast<double>(kB * T);
   state.counters["tokens/s"] = per_iteration_rate(tokens);
   state.counters["GFLOPS"] = giga_rate((Form == 2 ? 12.0 : 8.0) * static_cast<double>(K * V * kH) * tokens);
-  if constexpr (Form != 0) {
-    // Memory of the chunk backward: nothing is kept from the forward (the inputs are all it
-    // reads); while it runs, each (sequence, head) in flight holds ⌈T / 64⌉ + 1 states.
+  state.counters["inputs_MB"] = static_cast<double>(kB * T * kH * (3 * K + 2 * V)) * 4.0 / 1e6;
+  if constexpr (Form == 1) {
+    // Recomputing: nothing is kept from the forward; while it runs, each (sequence, head) in
+    // flight holds ⌈T / 64⌉ + 1 states.
     const double in_flight = static_cast<double>(std::min<index_t>(kB * kH, state.range(2)));
     state.counters["workspace_MB"] = in_flight * static_cast<double>(((T + 63) / 64 + 1) * K * V) * 4.0 / 1e6;
-    state.counters["inputs_MB"] = static_cast<double>(kB * T * kH * (3 * K + 2 * V)) * 4.0 / 1e6;
   }
+  if constexpr (Form >= 2) state.counters["kept_MB"] = static_cast<double>(saved.bytes()) / 1e6;  // between the two
 }
 
 void BM_GLA_RecurrentBackward(benchmark::State& state) { BM_GLA_Train<0>(state); }
 void BM_GLA_ChunkBackward(benchmark::State& state) { BM_GLA_Train<1>(state); }
 void BM_GLA_ChunkTrainStep(benchmark::State& state) { BM_GLA_Train<2>(state); }
+void BM_GLA_ChunkBackwardSaved(benchmark::State& state) { BM_GLA_Train<3>(state); }
 
 void train_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"K", "T", "threads"})->ArgsProduct({{64, 128}, {2048, 8192}, {1, 2}});
@@ -160,6 +168,7 @@ void train_args(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond);
 }
 BENCHMARK(BM_GLA_ChunkBackward)->Apply(train_args);
+BENCHMARK(BM_GLA_ChunkBackwardSaved)->Apply(train_args);
 BENCHMARK(BM_GLA_ChunkTrainStep)->Apply(train_args);
 BENCHMARK(BM_GLA_RecurrentBackward)->Apply(train_args);
 

@@ -2,7 +2,7 @@
 // grad.bitlinear (shared/golden/grad/README: L = Σ o⊙do + Σ S_T⊙dS_T, float64 expectations).
 //
 // Forms: "recurrent_backward" and "chunk_backward" (chunks of 64 rows, or the file's
-// "chunk_size" metadata) in float32 (the file's float32 tolerance), and the same with "_f64" in
+// "chunk_size" metadata; for GLA from the chunk states gla::chunk_train kept) in float32 (the file's float32 tolerance), and the same with "_f64" in
 // float64 (the file's float64 tolerance, 1e-10 when it states none); the fused chunk form's
 // backward is the chunk form's. BitLinear's straight-through backward in float32. One line per
 // form lists every gradient's error.
@@ -86,9 +86,18 @@ std::vector<Check> gla_grad_checks(const linattn::io::SafeTensorsFile& f, Form f
   Array<T, 4> dq(q.shape()), dk(q.shape()), dv(v.shape()), dgk(q.shape());
   S dh0;
   opt.chunk_size = chunk_size(f);
-  (form == Form::recurrent ? linattn::gla::recurrent_backward<T> : linattn::gla::chunk_backward<T>)(
-      q.cview(), k.cview(), v.cview(), gk.cview(), dout.cview(), h0 ? &*h0 : nullptr, dht ? &*dht : nullptr,
-      {dq.view(), dk.view(), dv.view(), dgk.view(), &dh0}, opt);
+  const linattn::gla::Gradients<T> grads{dq.view(), dk.view(), dv.view(), dgk.view(), &dh0};
+  if (form == Form::recurrent) {
+    linattn::gla::recurrent_backward<T>(q.cview(), k.cview(), v.cview(), gk.cview(), dout.cview(), h0 ? &*h0 : nullptr,
+                                        dht ? &*dht : nullptr, grads, opt);
+  } else {  // the training path: the chunk states kept by the forward
+    linattn::gla::ChunkStates<T> saved;
+    Array<T, 4> o(v.shape());
+    linattn::gla::chunk_train<T>(q.cview(), k.cview(), v.cview(), gk.cview(), o.view(), h0 ? &*h0 : nullptr, nullptr,
+                                 saved, opt);
+    linattn::gla::chunk_backward<T>(q.cview(), k.cview(), v.cview(), gk.cview(), dout.cview(), h0 ? &*h0 : nullptr,
+                                    dht ? &*dht : nullptr, grads, opt, &saved);
+  }
   std::vector<Check> out{check_tensor(f, "dq", dq), check_tensor(f, "dk", dk), check_tensor(f, "dv", dv),
                          check_tensor(f, "dgk", dgk)};
   out.push_back({"dh0", compare(std::vector<double>(dh0.data(), dh0.data() + dh0.numel()),

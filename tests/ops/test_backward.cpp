@@ -659,3 +659,41 @@ TEST_CASE("Chunk backward reads and writes strided views", "[gla][gsa][grad]") {
     CHECK(dense(narrow(dg, M)) == ref_grads.dg);
   }
 }
+
+TEST_CASE("GLA chunk backward from the forward's saved chunk states equals the recomputing one", "[gla][grad]") {
+  std::mt19937_64 rng(31);
+  const index_t T = 90, H = 2, K = 7, V = 9;
+  const std::vector<std::int64_t> cu = {0, 33, 33, 90};  // an empty sequence too
+  auto q = ref::normal<double, 4>({1, T, H, K}, rng), k = ref::normal<double, 4>({1, T, H, K}, rng),
+       v = ref::normal<double, 4>({1, T, H, V}, rng), g = ref::normal<double, 4>({1, T, H, K}, rng),
+       dout = ref::normal<double, 4>({1, T, H, V}, rng);
+  for (auto& x : g.vector()) x = -0.3 * std::abs(x);
+  linattn::gla::State<double> h0(3, H, K, V), dht(3, H, K, V);
+  for (auto* st : {&h0, &dht})
+    for (index_t i = 0; i < st->numel(); ++i) st->data()[i] = std::normal_distribution<double>()(rng);
+  for (const index_t C : {16, 5, 64}) {
+    CAPTURE(C);
+    linattn::gla::Options opt;
+    opt.cu_seqlens = cu;
+    opt.chunk_size = C;
+    Array<double, 4> o(v.shape());
+    linattn::gla::ChunkStates<double> saved;
+    linattn::gla::chunk_train<double>(q.view(), k.view(), v.view(), g.view(), o.view(), &h0, nullptr, saved, opt);
+    CHECK(saved.bytes() == sizeof(double) * static_cast<std::size_t>(((33 + C - 1) / C + 1 + 1 + (57 + C - 1) / C + 1) * H * K * V));
+    GLAGrads<double> kept(q.shape(), v.shape()), recomputed(q.shape(), v.shape());
+    linattn::gla::chunk_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), &h0, &dht, kept.views(), opt,
+                                         &saved);
+    gla_backward(Form::chunk, q, k, v, g, dout, &h0, &dht, recomputed, opt);
+    CHECK(ref::rel_err(kept.dq.data(), recomputed.dq.data(), kept.dq.numel()) < 1e-12);
+    CHECK(ref::rel_err(kept.dk.data(), recomputed.dk.data(), kept.dk.numel()) < 1e-12);
+    CHECK(ref::rel_err(kept.dv.data(), recomputed.dv.data(), kept.dv.numel()) < 1e-12);
+    CHECK(ref::rel_err(kept.dgk.data(), recomputed.dgk.data(), kept.dgk.numel()) < 1e-12);
+    CHECK(ref::rel_err(kept.dh0.data(), recomputed.dh0.data(), kept.dh0.numel()) < 1e-12);
+    // States of another chunk size (or other inputs) are refused, not misread.
+    linattn::gla::Options other = opt;
+    other.chunk_size = C + 1;
+    CHECK_THROWS_WITH(linattn::gla::chunk_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), &h0, &dht,
+                                                           kept.views(), other, &saved),
+                      Catch::Contains("saved chunk states") && Catch::Contains("chunk_size = " + std::to_string(C)));
+  }
+}

@@ -634,7 +634,8 @@ struct ChunkWorkspace {
 };
 
 template <GateAxis axis, class Slice, class Acc>
-void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorkspace<Acc>& ws) {
+void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorkspace<Acc>& ws,
+                Acc* states = nullptr) {  // non-null: receives the [K, V] state entering each chunk
   if constexpr (axis == GateAxis::value) {
     if (x.K == 1) return elementwise_chunk(x, S_ptr, scale, chunk, ws.elementwise);
   }
@@ -658,6 +659,7 @@ void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorks
 
   for (index_t s0 = 0; s0 < x.len; s0 += chunk) {
     const index_t L = std::min(chunk, x.len - s0);
+    if (states) std::copy_n(S_ptr, K * V, states + (s0 / chunk) * K * V);
     load_rows(ws.q.data(), K, x.q + s0 * x.q_rs, x.q_rs, L, K, Acc(0));
     load_rows(ws.k.data(), K, x.k + s0 * x.k_rs, x.k_rs, L, K, Acc(0));
     load_rows(ws.v.data(), V, x.v + s0 * x.v_rs, x.v_rs, L, V, Acc(0));

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "linattn/core/check.hpp"
 #include "linattn/core/state.hpp"
@@ -34,6 +35,27 @@ struct Options {
   index_t chunk_size = 64;                    // rows per chunk (chunk form); any value >= 1
   std::span<const std::int64_t> cu_seqlens;   // packed sequences [N+1]; empty: B sequences
   Threads threads;                            // parallel over (sequence, head)
+};
+
+// What a training forward (gla::chunk_train) keeps for gla::chunk_backward: for every
+// (sequence, head), the state entering each of its ⌈len / C⌉ chunks and the final state, in
+// acc_t<T> — (⌈len / C⌉ + 1)·K·V values per (sequence, head), the chunk algorithm's one state
+// per chunk (B = 1, H = 4, K = V = 128, T = 8192, C = 64: 33.8 MB beside 84 MB of inputs).
+// With it the backward does not recompute them (a fifth of its work).
+template <class T>
+struct ChunkStates {
+  using value_type = acc_t<T>;
+  index_t heads = 0, key_dim = 0, value_dim = 0, chunk_size = 0;
+  std::vector<index_t> first;     // [N + 1]: sequence n's states are [first[n], first[n + 1]) per head
+  std::vector<value_type> data;   // per sequence n: [H, first[n + 1] − first[n], K, V]
+
+  index_t sequences() const { return first.empty() ? 0 : static_cast<index_t>(first.size()) - 1; }
+  // The states of (sequence n, head h), [⌈len / C⌉ + 1, K, V].
+  index_t offset(index_t n, index_t h) const {
+    const auto i = static_cast<std::size_t>(n);
+    return (first[i] * heads + h * (first[i + 1] - first[i])) * key_dim * value_dim;
+  }
+  std::size_t bytes() const { return data.size() * sizeof(value_type); }
 };
 
 // Inputs are deduced from the output view: `in<T>` is a non-deduced const view.
@@ -78,7 +100,7 @@ Dims check_inputs(const char* where, Form form, TensorView<const T, 4> q, Tensor
 template <class T>
 void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
              TensorView<const T, 4> gk, TensorView<T, 4> o, const State<T>* initial_state,
-             State<T>* final_state, const Options& opt) {
+             State<T>* final_state, const Options& opt, ChunkStates<T>* saved = nullptr) {
   using Acc = acc_t<T>;
   const char* where = form == Form::chunk         ? "linattn::gla::chunk"
                       : form == Form::fused_chunk ? "linattn::gla::fused_chunk"
@@ -94,6 +116,17 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
   if (final_state && final_state != initial_state && final_state->shape() != state_shape)
     *final_state = State<T>(N, H, K, V);
   const Acc scale = static_cast<Acc>(opt.scale.value_or(1.0 / std::sqrt(static_cast<double>(K))));
+  if (saved) {  // the chunk form only: one state per chunk and the final one, per (sequence, head)
+    saved->heads = H;
+    saved->key_dim = K;
+    saved->value_dim = V;
+    saved->chunk_size = opt.chunk_size;
+    saved->first.assign(1, 0);
+    for (const auto& sp : spans)
+      saved->first.push_back(saved->first.back() + (sp.end - sp.begin + opt.chunk_size - 1) / opt.chunk_size + 1);
+    saved->data.resize(static_cast<std::size_t>(
+        checked_mul(checked_mul(saved->first.back(), H, "saved states"), checked_mul(K, V, "saved states"), "saved states")));
+  }
 
   // Rows per block: the kernels' own time block (64), or whole chunks for the chunk form.
   const index_t block = form == Form::chunk ? opt.chunk_size * std::max<index_t>(1, 64 / opt.chunk_size) : 64;
@@ -130,7 +163,9 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
         x.V = Vb;
         Acc* Sh = S.data() + (h - h0) * K * Vb;
         if (form == Form::chunk)
-          linattn::detail::chunk_head<GateAxis::key>(x, Sh, scale, opt.chunk_size, chunk_ws);
+          linattn::detail::chunk_head<GateAxis::key>(
+              x, Sh, scale, opt.chunk_size, chunk_ws,
+              saved ? saved->data.data() + saved->offset(n, h) + (t0 - sp.begin) / opt.chunk_size * K * V : nullptr);
         else if (form == Form::fused_chunk)
           linattn::detail::fused_chunk_head<GateAxis::key>(x, Sh, scale, fused_ws);
         else
@@ -141,6 +176,10 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
       for (index_t h = h0; h < h1; ++h)
         for (index_t i = 0; i < K; ++i)
           std::copy_n(S.begin() + ((h - h0) * K + i) * Vb, Vb, final_state->head(n, h) + i * V + v0);
+    if (saved)  // the last of the slice's states: the final one (Vb = V in the chunk form)
+      for (index_t h = h0; h < h1; ++h)
+        std::copy_n(S.begin() + (h - h0) * K * V, K * V,
+                    saved->data.data() + saved->offset(n, h) + (sp.end - sp.begin + opt.chunk_size - 1) / opt.chunk_size * K * V);
   });
 }
 
@@ -160,6 +199,14 @@ void chunk(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
            const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
            const Options& options = {}) {
   detail::forward(detail::Form::chunk, q, k, v, gk, o, initial_state, final_state, options);
+}
+
+// The chunk forward of a training step: gla::chunk, and `saved` receives the chunk states that
+// chunk_backward then reads instead of recomputing them (see ChunkStates for their size).
+template <class T>
+void chunk_train(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o, const State<T>* initial_state,
+                 State<T>* final_state, ChunkStates<T>& saved, const Options& options = {}) {
+  detail::forward(detail::Form::chunk, q, k, v, gk, o, initial_state, final_state, options, &saved);
 }
 
 // Fused chunk form: chunks of 4 tokens with the state held in registers, never stored
@@ -186,7 +233,8 @@ namespace detail {
 template <class T>
 void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
               TensorView<const T, 4> gk, TensorView<const T, 4> dout, const State<T>* initial_state,
-              const State<T>* dht, const Gradients<T>& grads, const Options& opt) {
+              const State<T>* dht, const Gradients<T>& grads, const Options& opt,
+              const ChunkStates<T>* saved = nullptr) {
   using Acc = acc_t<T>;
   using linattn::detail::check_inner_contiguous;
   using linattn::detail::check_shape;
@@ -208,6 +256,23 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
   if (initial_state) linattn::detail::check_state(where, "initial_state", *initial_state, state_shape);
   if (dht) linattn::detail::check_state(where, "dht", *dht, state_shape);
   if (grads.dh0 && grads.dh0->shape() != state_shape) *grads.dh0 = State<T>(N, H, K, V);
+  if (saved) {
+    bool same = saved->sequences() == N && saved->heads == H && saved->key_dim == K && saved->value_dim == V &&
+                saved->chunk_size == opt.chunk_size;
+    for (index_t n = 0; same && n < N; ++n) {
+      const auto& sp = spans[static_cast<std::size_t>(n)];
+      same = saved->first[static_cast<std::size_t>(n) + 1] - saved->first[static_cast<std::size_t>(n)] ==
+             (sp.end - sp.begin + opt.chunk_size - 1) / opt.chunk_size + 1;
+    }
+    same = same && saved->data.size() == static_cast<std::size_t>(saved->first.back() * H * K * V);
+    if (!same)
+      linattn::detail::fail(where, "saved chunk states (N = " + std::to_string(saved->sequences()) + ", H = " +
+                                       std::to_string(saved->heads) + ", K = " + std::to_string(saved->key_dim) +
+                                       ", V = " + std::to_string(saved->value_dim) + ", chunk_size = " +
+                                       std::to_string(saved->chunk_size) + ") are not from a forward of these inputs (N = " +
+                                       std::to_string(N) + ", H = " + std::to_string(H) + ", K = " + std::to_string(K) +
+                                       ", V = " + std::to_string(V) + ", chunk_size = " + std::to_string(opt.chunk_size) + ")");
+  }
   const Acc scale = static_cast<Acc>(opt.scale.value_or(1.0 / std::sqrt(static_cast<double>(K))));
   linattn::detail::parallel_for(N * H, opt.threads, [&](index_t item) {
     const index_t n = item / H, h = item % H;
@@ -238,7 +303,8 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
       linattn::detail::recurrent_backward_slice<GateAxis::key>(x, ws);
     } else {
       thread_local linattn::detail::ChunkBackwardWorkspace<Acc> ws;
-      linattn::detail::chunk_backward_slice<GateAxis::key>(x, opt.chunk_size, ws);
+      linattn::detail::chunk_backward_slice<GateAxis::key>(x, opt.chunk_size, ws,
+                                                           saved ? saved->data.data() + saved->offset(n, h) : nullptr);
     }
   });
 }
@@ -258,14 +324,18 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const S
 }
 
 // Backward in chunk form (SPEC §9.3; ops/recurrence/chunk_backward.hpp), chunks of
-// options.chunk_size rows in reverse. Nothing is kept from the forward: the state entering
-// each chunk is recomputed from the inputs, so between forward and backward only the inputs
-// live; while it runs, each (sequence, head) in flight holds ⌈len / C⌉ + 1 states of K·V.
-// Gradients are identical for any options.threads.
+// options.chunk_size rows in reverse. Two ways to get the state entering each chunk:
+//   saved == nullptr  recomputed from the inputs: nothing but the inputs lives between forward
+//                     and backward; while it runs, each (sequence, head) in flight holds
+//                     ⌈len / C⌉ + 1 states of K·V;
+//   saved             the ChunkStates gla::chunk_train kept from the same inputs and options
+//                     (one state per chunk between forward and backward; a fifth less work).
+// Both give the same gradients (to rounding); they are identical for any options.threads.
 template <class T>
 void chunk_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,
-                    const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
-  detail::backward(detail::Form::chunk, q, k, v, gk, dout, initial_state, dht, grads, opt);
+                    const State<T>* dht, const Gradients<T>& grads, const Options& opt = {},
+                    const ChunkStates<T>* saved = nullptr) {
+  detail::backward(detail::Form::chunk, q, k, v, gk, dout, initial_state, dht, grads, opt, saved);
 }
 
 // The fused chunk form's backward is the chunk form's (the gradients of the same function).

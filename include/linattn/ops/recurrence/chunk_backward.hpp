@@ -3,7 +3,7 @@
 // its G readers, as in recurrent_backward.hpp):
 //
 //   1. chunk states: H_c, the state entering every chunk c (and H_NT, the final state),
-//      recomputed from the inputs — the forward keeps nothing;
+//      recomputed from the inputs, or kept by a training forward (gla::ChunkStates);
 //   2. reverse over chunks with dH = dL/d(state leaving chunk c), starting from dS_T:
 //        inter-chunk:  dq from H_c, dk and dv from dH, dH ← decay(dH) + Σ (readers' q)ᵀ do
 //        intra-chunk:  sub-chunks of 16 rows as in the forward: the blocks below the diagonal
@@ -13,8 +13,8 @@
 //        value axis: o_s ⊙ do_s − v_s ⊙ dv_s and colsum), the chunk form of the recurrent
 //        sweep's reverse cumulative sum.
 //
-// Memory per slice while it runs: (NT + 1)·K·V states (one per chunk) plus O(C·(K + V))
-// chunk buffers; nothing lives between forward and backward but the inputs. Work per chunk
+// Memory per slice while it runs: (NT + 1)·K·V states (one per chunk; none when the forward
+// kept them) plus O(C·(K + V)) chunk buffers. Work per chunk
 // of C rows: ~10·C·K·V flops for the inter-chunk products (2 of them recompute H_{c+1}), and
 // ~5·C²·(K + V)/2 for the intra-chunk ones, against 4·C·K·V and 2·C²·(K + V)/2 forward.
 //
@@ -201,8 +201,11 @@ void store_rows(const Rows<Out>& out, index_t s0, const RowMatrix<Acc>& src, ind
   }
 }
 
+// `saved`: the NT + 1 states H_0..H_NT of this slice kept by a training forward (phase 1 is
+// then skipped), or null: recomputed.
 template <GateAxis axis, class In, class Out, class Acc>
-void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, ChunkBackwardWorkspace<Acc>& ws) {
+void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, ChunkBackwardWorkspace<Acc>& ws,
+                          const Acc* saved = nullptr) {
   if constexpr (axis == GateAxis::value) {
     if (x.K == 1) return recurrent_backward_slice<axis>(x, ws.elementwise);
   }
@@ -229,10 +232,11 @@ void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, Chunk
   if (x.dht) ws.dH = ConstRowMap<Acc>(x.dht, K, V);
   else ws.dH.setZero();
 
-  chunk_states<axis>(x, C, ws);
+  if (!saved) chunk_states<axis>(x, C, ws);
+  const Acc* states = saved ? saved : ws.states.data();
   for (index_t c = NT; c-- > 0;) {
     const index_t s0 = c * C, L = std::min(C, len - s0);
-    const ConstRowMap<Acc> H(ws.states.data() + c * K * V, K, V), Hn(ws.states.data() + (c + 1) * K * V, K, V);
+    const ConstRowMap<Acc> H(states + c * K * V, K, V), Hn(states + (c + 1) * K * V, K, V);
     load_rows(ws.k.data(), K, x.k[s0], x.k.rs, L, K, Acc(0));
     load_rows(ws.v.data(), V, x.v[s0], x.v.rs, L, V, Acc(0));
     load_chunk_decay(ws.a, x.g, s0, L, Gw, x.gate_space);
