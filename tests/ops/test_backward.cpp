@@ -2,7 +2,8 @@
 // (tests/data/grad, float64 autograd through upstream's naive functions), central finite
 // differences in double, the chunk form against the recurrent one over chunk boundaries and
 // extreme gates, and the invariants: varlen ≡ each sequence alone, prefix + continuation (the
-// state gradient handed across) ≡ the whole, identical gradients for 1 and 2 threads.
+// state gradient handed across) ≡ the whole, identical gradients for 1 and 2 threads
+// (test_ops_threads.cpp).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -220,7 +221,7 @@ TEST_CASE("GLA chunk backward equals the recurrent backward across chunk boundar
   }
 }
 
-TEST_CASE("GLA backward: prefix + continuation, threads, absent states, in both forms", "[gla][grad][threads]") {
+TEST_CASE("GLA backward: prefix + continuation, absent states, in both forms", "[gla][grad]") {
   std::mt19937_64 rng(11);
   const index_t T = 40, H = 2, K = 8, V = 6, cut = 17;
   auto q = ref::normal<double, 4>({1, T, H, K}, rng), k = ref::normal<double, 4>({1, T, H, K}, rng),
@@ -262,16 +263,6 @@ TEST_CASE("GLA backward: prefix + continuation, threads, absent states, in both 
           CHECK(src.dgk(0, ts, h, d) == Approx(whole.dgk(0, t, h, d)).epsilon(1e-12).margin(1e-12));
         }
     CHECK(ref::rel_err(first.dh0.data(), whole.dh0.data(), whole.dh0.numel()) < 1e-13);
-
-    // Two threads: bit-identical gradients.
-    linattn::gla::Options two = opt;
-    two.threads = linattn::Threads{2};
-    GLAGrads<double> threaded(q.shape(), v.shape());
-    gla_backward(form, q, k, v, g, dout, nullptr, &dht, threaded, two);
-    CHECK(threaded.dq == whole.dq);
-    CHECK(threaded.dk == whole.dk);
-    CHECK(threaded.dv == whole.dv);
-    CHECK(threaded.dgk == whole.dgk);
 
     // Absent dht and h0 are zeros.
     linattn::gla::State<double> zeros(1, H, K, V);
@@ -323,7 +314,7 @@ TEMPLATE_TEST_CASE("HGRN backward matches the golden gradients in both forms", "
   }
 }
 
-TEST_CASE("HGRN backward: finite differences for log and linear gates, varlen, threads", "[hgrn][grad][threads]") {
+TEST_CASE("HGRN backward: finite differences for log and linear gates, varlen", "[hgrn][grad]") {
   std::mt19937_64 rng(5);
   const index_t B = 1, T = 11, D = 300;  // two column blocks
   const std::vector<std::int64_t> cu = {0, 4, 4, 11};
@@ -370,17 +361,13 @@ TEST_CASE("HGRN backward: finite differences for log and linear gates, varlen, t
     check_finite_differences(x.data(), dx.data(), x.numel(), loss, "dx", 1e-5, 7, 5e-8);
     check_finite_differences(gate.data(), dg.data(), gate.numel(), loss, "dg", 1e-5, 7, 5e-8);
     check_finite_differences(h0.data(), dh0.data(), h0.numel(), loss, "dh0", 1e-5, 5, 5e-8);
-    for (const Form form : {Form::recurrent, Form::chunk}) {
-      CAPTURE(form_name(form));
-      linattn::hgrn::Options two = opt;
-      two.threads = linattn::Threads{2};
-      Array<double, 3> dx2(x.shape()), dg2(x.shape());
-      linattn::hgrn::State<double> dh02;
-      run(form, dx2, dg2, dh02, two);
-      CHECK(dx2 == dx);
-      CHECK(dg2 == dg);
-      CHECK(dh02 == dh0);
-    }
+    // The chunk form's backward is the same sweep (K = 1: no products to chunk).
+    Array<double, 3> dx2(x.shape()), dg2(x.shape());
+    linattn::hgrn::State<double> dh02;
+    run(Form::chunk, dx2, dg2, dh02, opt);
+    CHECK(dx2 == dx);
+    CHECK(dg2 == dg);
+    CHECK(dh02 == dh0);
   }
 }
 
@@ -499,8 +486,8 @@ TEST_CASE("GSA backward equals central finite differences (GQA, varlen, no gate)
   }
 }
 
-TEST_CASE("GSA chunk backward equals the recurrent backward (GQA, chunk boundaries, extreme gates, threads)",
-          "[gsa][grad][threads]") {
+TEST_CASE("GSA chunk backward equals the recurrent backward (GQA, chunk boundaries, extreme gates)",
+          "[gsa][grad]") {
   std::mt19937_64 rng(17);
   const index_t HQ = 4, H = 2, K = 10, V = 9, M = 12;
   const index_t C = 16;
@@ -532,16 +519,6 @@ TEST_CASE("GSA chunk backward equals the recurrent backward (GQA, chunk boundari
         double err = 0;
         for (index_t i = 0; i < want->numel(); ++i) err = std::max(err, std::abs(got->data()[i] - want->data()[i]));
         CHECK(err <= 1e-10 * term_scale);
-      }
-      if (T == 300 && gate_scale == 0.3) {
-        linattn::gsa::Options two = opt;
-        two.threads = linattn::Threads{2};
-        GSAGrads<double> threaded = rec;
-        gsa_backward<double>(Form::chunk, q, k, v, s, g.view(), dout, &h0, &dht, threaded, two);
-        CHECK(threaded.dq == chk.dq);
-        CHECK(threaded.dk == chk.dk);
-        CHECK(threaded.ds == chk.ds);
-        CHECK(threaded.dg == chk.dg);
       }
     }
   }
@@ -689,6 +666,22 @@ TEST_CASE("GLA chunk backward from the forward's saved chunk states equals the r
     CHECK(ref::rel_err(kept.dv.data(), recomputed.dv.data(), kept.dv.numel()) < 1e-12);
     CHECK(ref::rel_err(kept.dgk.data(), recomputed.dgk.data(), kept.dgk.numel()) < 1e-12);
     CHECK(ref::rel_err(kept.dh0.data(), recomputed.dh0.data(), kept.dh0.numel()) < 1e-12);
+    // In-place prefill (initial_state == final_state) overwrites h0; the saved states hold it,
+    // so the backward from them needs no initial_state.
+    linattn::gla::State<double> st = h0;
+    linattn::gla::ChunkStates<double> saved_in_place;
+    Array<double, 4> o_in_place(v.shape());
+    linattn::gla::chunk_train<double>(q.view(), k.view(), v.view(), g.view(), o_in_place.view(), &st, &st,
+                                      saved_in_place, opt);
+    CHECK(o_in_place == o);
+    CHECK(st != h0);
+    GLAGrads<double> in_place(q.shape(), v.shape());
+    linattn::gla::chunk_backward<double>(q.view(), k.view(), v.view(), g.view(), dout.view(), nullptr, &dht,
+                                         in_place.views(), opt, &saved_in_place);
+    CHECK(in_place.dq == kept.dq);
+    CHECK(in_place.dk == kept.dk);
+    CHECK(in_place.dgk == kept.dgk);
+    CHECK(in_place.dh0 == kept.dh0);
     // States of another chunk size (or other inputs) are refused, not misread.
     linattn::gla::Options other = opt;
     other.chunk_size = C + 1;

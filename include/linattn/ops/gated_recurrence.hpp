@@ -7,10 +7,13 @@
 //   GateAxis::key    S[k][v] ← e^{g[k]} S[k][v]   (GLA; GSA pass 2, where the key axis is the slots)
 //   GateAxis::value  S[k][v] ← e^{g[v]} S[k][v]   (GSA pass 1, slots on the value axis; HGRN)
 //
-// Three forms over one (sequence, head) slice, all agreeing to rounding:
-//   recurrent_head  token by token, the state tile held in registers (the reference);
-//   chunk_head      matrix products over chunks of C rows with the sub-chunk scheme of SPEC §2;
-//   step_head       one token on a state in memory (decode).
+// The forms over one (sequence, head) slice, all agreeing to rounding:
+//   recurrent_head    token by token, the state tile held in registers (the reference);
+//   fused_chunk_head  chunks of 2 tokens, the state tile held in registers, never stored;
+//   chunk_head        matrix products over chunks of C rows (ops/recurrence/chunk.hpp, its
+//                     phases shared with the backward);
+//   step_head         one token on a state in memory (decode).
+// The op drivers (gla, gsa, hgrn) share one work distribution: ops/recurrence/driver.hpp.
 //
 // No exponent is ever positive. Every decay factor is a product of per-token factors
 // a_τ = e^{g_τ} ≤ 1 over a span of tokens (prefix products within a chunk for e^{G_t}, suffix
@@ -137,6 +140,7 @@ template <class Slice, class Acc>
 void elementwise_chunk(const Slice& x, Acc* __restrict S, Acc scale, index_t chunk, std::vector<Acc>& buf) {
   using OutT = std::remove_pointer_t<decltype(x.o)>;
   const index_t V = x.V;
+  chunk = std::min(chunk, std::max<index_t>(x.len, 1));  // the same chunks; buffers for the rows there are
   buf.resize(static_cast<std::size_t>(2 * chunk * V + 2 * V));
   Acc* local = buf.data();         // [C, V] ô
   Acc* prefix = local + chunk * V;  // [C, V] P
@@ -307,32 +311,6 @@ inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const A
     }
   }
 #endif
-}
-
-// x: one (sequence, head); S: [K, V] state, read as the initial state and overwritten with
-// the final one.
-// x: one (sequence, head); S: [K, V] state, read as the initial state and overwritten with
-// the final one.
-// Copies rows [0, rows) × columns [0, n) into a tile-major buffer [n_pad / tile][rows_ld][tile]
-// (padding columns get `pad`), so that one tile's sweep over a block of tokens reads one
-// contiguous stretch of L1 instead of one cache line per token.
-template <index_t tile, class Acc, class T>
-void load_tiled(Acc* dst, index_t tile_stride, const T* src, index_t rs, index_t rows,
-                index_t n, index_t n_pad, Acc pad) {
-  for (index_t c0 = 0; c0 < n_pad; c0 += tile) {
-    Acc* block = dst + (c0 / tile) * tile_stride;
-    const index_t width = std::clamp<index_t>(n - c0, 0, tile);
-    for (index_t r = 0; r < rows; ++r) {
-      const T* srow = src + r * rs + c0;
-      Acc* drow = block + r * tile;
-      if (width == tile) {  // the common case: a fixed-length copy the compiler vectorises
-        for (index_t c = 0; c < tile; ++c) drow[c] = static_cast<Acc>(srow[c]);
-      } else {
-        for (index_t c = 0; c < width; ++c) drow[c] = static_cast<Acc>(srow[c]);
-        for (index_t c = width; c < tile; ++c) drow[c] = pad;
-      }
-    }
-  }
 }
 
 // x: one (sequence, head); S: [K, V] state, read as the initial state and overwritten with
@@ -599,171 +577,6 @@ void fused_chunk_head(const Slice& x, Acc* S, Acc scale, FusedWorkspace<Acc>& ws
   if (padded) unpad_state(ws.state, K, V, Vp, S);
 }
 
-// ---------------------------------------------------------------------------------------
-// Chunk form (SPEC §2, §3 "Chunk form"). For a chunk of rows [0, L), r = L-1:
-//   P_t = e^{G_t} = Π_{τ≤t} a_τ (prefix),   R_j = e^{G_r − G_j} = Π_{j<τ≤r} a_τ (suffix)
-// key gate:   O  = (scale·Q ⊙ P) S_in + intra,        S_out = diag(P_r) S_in + (K ⊙ R)ᵀ V
-// value gate: O  = ((scale·Q) S_in) ⊙ P + intra,      S_out = S_in diag(P_r) + Kᵀ (V ⊙ R)
-// intra, per sub-chunk I = [i0, i1) of c rows:
-//   earlier rows j < i0, reference ρ = G_{i0}: W_i = e^{G_i−ρ} (i ∈ I), U_j = e^{ρ−G_j} (j < i0)
-//     key:   O_I += ((scale·Q_I ⊙ W)(K_{<i0} ⊙ U)ᵀ) V_{<i0}
-//     value: O_I += ((scale·Q_I K_{<i0}ᵀ)(V_{<i0} ⊙ U)) ⊙ W
-//   rows j ≤ i inside I element-wise, e^{G_i−G_j} as a running product from j to i.
-// ---------------------------------------------------------------------------------------
-
-// Sub-chunk length: SPEC §2 uses 16 (min(16, C)).
-inline constexpr index_t kSubChunk = 16;
-
-// The decay factors of the sub-chunk [i0, i0 + c) against its reference ρ = G_{i0} (rows of
-// `a` are per-token decays): rows [0, c) of W get W_i = Π_{i0<τ≤i0+i} a_τ, and, when i0 > 0,
-// rows [0, i0) of U get U_j = Π_{j<τ≤i0} a_τ for the rows before the sub-chunk. Products of
-// factors ≤ 1: no positive exponent (the forward's intra part and its backward both use them).
-template <class Decay, class Acc>
-void subchunk_factors(const Decay& a, index_t i0, index_t c, RowMatrix<Acc>& W, RowMatrix<Acc>& U) {
-  W.row(0).setOnes();
-  for (index_t i = 1; i < c; ++i) W.row(i) = W.row(i - 1).cwiseProduct(a.row(i0 + i));
-  if (i0 == 0) return;
-  U.row(i0 - 1) = a.row(i0);
-  for (index_t j = i0 - 2; j >= 0; --j) U.row(j) = U.row(j + 1).cwiseProduct(a.row(j + 1));
-}
-
-template <class Acc>
-struct ChunkWorkspace {
-  RowMatrix<Acc> q, k, v, a, P, R, Qg, Kg, O, A, U, W, tmp;
-  std::vector<Acc> elementwise;
-};
-
-template <GateAxis axis, class Slice, class Acc>
-void chunk_head(const Slice& x, Acc* S_ptr, Acc scale, index_t chunk, ChunkWorkspace<Acc>& ws,
-                Acc* states = nullptr) {  // non-null: receives the [K, V] state entering each chunk
-  if constexpr (axis == GateAxis::value) {
-    if (x.K == 1) return elementwise_chunk(x, S_ptr, scale, chunk, ws.elementwise);
-  }
-  const index_t K = x.K, V = x.V;
-  const index_t G = axis == GateAxis::key ? K : V;  // gated dimension
-  const index_t sub = std::min(kSubChunk, chunk);
-  RowMap<Acc> S(S_ptr, K, V);
-  ws.q.resize(chunk, K);
-  ws.k.resize(chunk, K);
-  ws.v.resize(chunk, V);
-  ws.a.resize(chunk, G);
-  ws.P.resize(chunk, G);
-  ws.R.resize(chunk, G);
-  ws.O.resize(chunk, V);
-  ws.A.resize(sub, chunk);
-  ws.U.resize(chunk, G);
-  ws.Qg.resize(chunk, K);
-  ws.Kg.resize(chunk, axis == GateAxis::key ? K : V);
-  ws.tmp.resize(sub, V);
-  ws.W.resize(sub, G);
-
-  for (index_t s0 = 0; s0 < x.len; s0 += chunk) {
-    const index_t L = std::min(chunk, x.len - s0);
-    if (states) std::copy_n(S_ptr, K * V, states + (s0 / chunk) * K * V);
-    load_rows(ws.q.data(), K, x.q + s0 * x.q_rs, x.q_rs, L, K, Acc(0));
-    load_rows(ws.k.data(), K, x.k + s0 * x.k_rs, x.k_rs, L, K, Acc(0));
-    load_rows(ws.v.data(), V, x.v + s0 * x.v_rs, x.v_rs, L, V, Acc(0));
-    load_decay(ws.a.data(), G, x.g ? x.g + s0 * x.g_rs : x.g, x.g_rs, L, G, x.gate_space);
-    auto q = ws.q.topRows(L);  // scaled once here: every product below uses scale·q
-    q *= scale;
-    auto k = ws.k.topRows(L);
-    auto v = ws.v.topRows(L);
-    auto a = ws.a.topRows(L);
-    auto P = ws.P.topRows(L);
-    auto R = ws.R.topRows(L);
-    auto O = ws.O.topRows(L);
-
-    P.row(0) = a.row(0);
-    for (index_t t = 1; t < L; ++t) P.row(t) = P.row(t - 1).cwiseProduct(a.row(t));
-    R.row(L - 1).setOnes();
-    for (index_t j = L - 2; j >= 0; --j) R.row(j) = R.row(j + 1).cwiseProduct(a.row(j + 1));
-
-    // Inter-chunk part, from the state entering the chunk.
-    if constexpr (axis == GateAxis::key) {
-      auto Qg = ws.Qg.topRows(L);
-      Qg = q.cwiseProduct(P);
-      O.noalias() = Qg * S;
-    } else {
-      O.noalias() = q * S;
-      O.array() *= P.array();
-    }
-
-    // Intra-chunk part.
-    for (index_t i0 = 0; i0 < L; i0 += sub) {
-      const index_t c = std::min(sub, L - i0);
-      // W_i = e^{G_i − ρ} = Π_{i0<τ≤i} a_τ over the gated dimension; U_j = Π_{j<τ≤i0} a_τ.
-      subchunk_factors(a, i0, c, ws.W, ws.U);
-      auto Wg = ws.W.topRows(c);
-      if (i0 > 0) {
-        auto U = ws.U.topRows(i0);
-        auto A = ws.A.topLeftCorner(c, i0);
-        if constexpr (axis == GateAxis::key) {
-          auto KU = ws.Kg.topRows(i0);
-          KU = k.topRows(i0).cwiseProduct(U);
-          auto QW = ws.Qg.topRows(c);  // free after the inter part; an evaluated GEMM operand
-          QW = q.middleRows(i0, c).cwiseProduct(Wg);
-          A.noalias() = QW * KU.transpose();
-          O.middleRows(i0, c).noalias() += A * v.topRows(i0);
-        } else {
-          auto VU = ws.Kg.topRows(i0);
-          VU = v.topRows(i0).cwiseProduct(U);
-          A.noalias() = q.middleRows(i0, c) * k.topRows(i0).transpose();
-          auto tmp = ws.tmp.topRows(c);
-          tmp.noalias() = A * VU;
-          O.middleRows(i0, c) += tmp.cwiseProduct(Wg);
-        }
-      }
-      // Diagonal block, element-wise, only j ≤ i (never a positive exponent).
-      Acc* run = ws.U.data();  // running product vector, length G (U is free again)
-      for (index_t j = i0; j < i0 + c; ++j) {
-        if constexpr (axis == GateAxis::key) {
-          const Acc* kj = k.row(j).data();
-          for (index_t d = 0; d < K; ++d) run[d] = kj[d];
-          for (index_t i = j; i < i0 + c; ++i) {
-            const Acc* ai = a.row(i).data();
-            const Acc* qi = q.row(i).data();
-            if (i > j)
-              for (index_t d = 0; d < K; ++d) run[d] *= ai[d];
-            const Acc aij = dot(qi, run, K);
-            Acc* oi = O.row(i).data();
-            const Acc* vj = v.row(j).data();
-            for (index_t e = 0; e < V; ++e) oi[e] += aij * vj[e];
-          }
-        } else {
-          const Acc* vj = v.row(j).data();
-          for (index_t e = 0; e < V; ++e) run[e] = vj[e];
-          for (index_t i = j; i < i0 + c; ++i) {
-            const Acc* ai = a.row(i).data();
-            if (i > j)
-              for (index_t e = 0; e < V; ++e) run[e] *= ai[e];
-            const Acc aij = dot(q.row(i).data(), k.row(j).data(), K);
-            Acc* oi = O.row(i).data();
-            for (index_t e = 0; e < V; ++e) oi[e] += aij * run[e];
-          }
-        }
-      }
-    }
-
-    // State leaving the chunk.
-    if constexpr (axis == GateAxis::key) {
-      auto KR = ws.Kg.topRows(L);
-      KR = k.cwiseProduct(R);
-      S.array().colwise() *= P.row(L - 1).transpose().array();  // diag(P_r) S, in place
-      S.noalias() += KR.transpose() * v;
-    } else {
-      auto VR = ws.Kg.topRows(L);
-      VR = v.cwiseProduct(R);
-      S.array().rowwise() *= P.row(L - 1).array();  // S diag(P_r), in place
-      S.noalias() += k.transpose() * VR;
-    }
-
-    using OutT = std::remove_pointer_t<decltype(x.o)>;
-    for (index_t t = 0; t < L; ++t)
-      for (index_t e = 0; e < V; ++e) x.o[(s0 + t) * x.o_rs + e] = static_cast<OutT>(O(t, e));
-  }
-}
-
-// ---------------------------------------------------------------------------------------
 // Step form: one token on a state in memory, which it reads and writes exactly once.
 // Column tiles of two vectors, all K rows per tile: the output accumulator of a tile stays in
 // registers and each state vector is loaded, updated (decay, rank-1 add) and stored once.
@@ -855,81 +668,6 @@ void step_head(const Q* q, const KT* k, const VT* v, const GT* g, O* o, Acc* S, 
   for (index_t j0 = 0; j0 < V; j0 += kStepVectors * 64 / static_cast<index_t>(sizeof(Acc)))
     step_columns<axis>(S, K, V, j0, a, ks, qs, vs, acc);
   for (index_t j = 0; j < V; ++j) o[j] = static_cast<O>(acc[j]);
-}
-
-// ---------------------------------------------------------------------------------------
-// Work distribution. A work item is one sequence and a contiguous range of heads; it walks
-// the sequence in blocks of rows and, inside each block, every head of its range. Rows of
-// all heads of a token are adjacent in the time-first layout, so a block is read as one
-// contiguous stretch of memory: walking one head over the whole sequence instead reads 512-B
-// pieces 2 KiB apart, which the hardware prefetchers follow poorly (measured: the recurrent
-// form at K = V = 128 runs 19% faster on contiguous rows). Heads are split across items only
-// as far as needed to give every thread work.
-// ---------------------------------------------------------------------------------------
-struct HeadRange {
-  index_t sequence, first, last;  // heads [first, last)
-  index_t v0, v1;                 // value columns [v0, v1) of the state
-};
-
-// With fewer (sequence, head) pairs than threads, a key-gated recurrence (GLA) also splits its
-// value columns: every column of S and o evolves on its own (o[:, j] = q·S[:, j]; the key gate
-// scales rows), so blocks of columns are independent items with the same arithmetic per column.
-// Blocks stay at least kMinValueBlock wide (whole AVX-512 tiles; narrower ones lose more to
-// recomputing the chunk's scores than they gain). Only for a gate on the key axis (a value-axis
-// gate, GSA pass 1 and HGRN, has drivers of its own), and only where the per-column arithmetic
-// does not depend on the block's width: the recurrent and fused chunk kernels, not the chunk
-// kernel, whose Eigen products over a narrower block round differently (1e-7 relative), which
-// would make its results depend on the thread count.
-inline constexpr index_t kMinValueBlock = 64;
-
-inline std::vector<HeadRange> head_ranges(index_t sequences, index_t heads, index_t V, int threads, bool split_values) {
-  const index_t pairs = sequences * heads;
-  const index_t head_splits = std::clamp<index_t>((threads + sequences - 1) / std::max<index_t>(sequences, 1), 1, heads);
-  const index_t per = (heads + head_splits - 1) / head_splits;
-  const index_t value_splits =
-      split_values ? std::clamp<index_t>((threads + pairs - 1) / std::max<index_t>(pairs, 1), 1,
-                                         std::max<index_t>(1, V / kMinValueBlock))
-                   : 1;
-  const index_t width = value_splits == 1 ? V : round_up((V + value_splits - 1) / value_splits, 16);
-  std::vector<HeadRange> items;
-  for (index_t n = 0; n < sequences; ++n)
-    for (index_t h = 0; h < heads; h += per)
-      for (index_t v = 0; v < V; v += width) items.push_back({n, h, std::min(heads, h + per), v, std::min(V, v + width)});
-  return items;
-}
-
-// ---------------------------------------------------------------------------------------
-// Sequences: a batch [B, T, ...] or packed variable-length sequences (cu_seqlens, B = 1).
-// ---------------------------------------------------------------------------------------
-struct SequenceSpan {
-  index_t batch;  // index into B
-  index_t begin;  // first row in T
-  index_t end;    // one past the last row
-};
-
-inline std::vector<SequenceSpan> sequence_spans(std::string_view where, index_t B, index_t T,
-                                                std::span<const std::int64_t> cu_seqlens) {
-  std::vector<SequenceSpan> spans;
-  if (cu_seqlens.empty()) {
-    for (index_t b = 0; b < B; ++b) spans.push_back({b, 0, T});
-    return spans;
-  }
-  auto show = [&] {
-    std::string s = "[";
-    for (std::size_t i = 0; i < cu_seqlens.size() && i < 16; ++i) s += (i ? ", " : "") + std::to_string(cu_seqlens[i]);
-    return s + (cu_seqlens.size() > 16 ? ", ...]" : "]");
-  };
-  if (B != 1) fail(where, "cu_seqlens needs packed inputs with B = 1, got B = " + std::to_string(B));
-  if (cu_seqlens.size() < 2) fail(where, "cu_seqlens needs at least 2 entries, got " + show());
-  if (cu_seqlens.front() != 0) fail(where, "cu_seqlens must start at 0, got " + show());
-  if (cu_seqlens.back() != T)
-    fail(where, "cu_seqlens must end at T = " + std::to_string(T) + ", got " + show());
-  for (std::size_t n = 0; n + 1 < cu_seqlens.size(); ++n) {
-    if (cu_seqlens[n + 1] < cu_seqlens[n])
-      fail(where, "cu_seqlens must be non-decreasing, got " + show());
-    spans.push_back({0, cu_seqlens[n], cu_seqlens[n + 1]});
-  }
-  return spans;
 }
 
 }  // namespace linattn::detail

@@ -22,6 +22,8 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
+#include "linattn/ops/recurrence/chunk.hpp"
+#include "linattn/ops/recurrence/driver.hpp"
 #include "linattn/ops/recurrence/chunk_backward.hpp"
 #include "linattn/ops/recurrence/recurrent_backward.hpp"
 
@@ -130,57 +132,64 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
 
   // Rows per block: the kernels' own time block (64), or whole chunks for the chunk form.
   const index_t block = form == Form::chunk ? opt.chunk_size * std::max<index_t>(1, 64 / opt.chunk_size) : 64;
-  const int threads = linattn::detail::clamp_threads(opt.threads);
-  const auto items = linattn::detail::head_ranges(N, H, V, threads, /*split_values=*/form != Form::chunk);
-  linattn::detail::parallel_for(static_cast<index_t>(items.size()), Threads{threads}, [&](index_t item) {
-    const auto range = items[static_cast<std::size_t>(item)];
-    const index_t n = range.sequence, h0 = range.first, h1 = range.last;
-    const index_t v0 = range.v0, Vb = range.v1 - range.v0;  // value columns [v0, v0 + Vb)
-    const auto& sp = spans[static_cast<std::size_t>(n)];
-    std::vector<Acc> S(static_cast<std::size_t>((h1 - h0) * K * Vb), Acc(0));  // [h1 - h0, K, Vb]
+  struct Item {
+    std::vector<Acc> S;  // [heads of the item, K, Vb]: the item's value columns of each state
+    linattn::detail::ChunkWorkspace<Acc> chunk;
+    linattn::detail::FusedWorkspace<Acc> fused;
+    linattn::detail::RecurrentWorkspace<Acc> recurrent;
+  };
+  using linattn::detail::HeadRange;
+  using linattn::detail::SequenceSpan;
+  const auto begin = [&](const HeadRange& r, const SequenceSpan&) {
+    const index_t Vb = r.v1 - r.v0;
+    Item item;
+    item.S.assign(static_cast<std::size_t>((r.last - r.first) * K * Vb), Acc(0));
     if (initial_state)
-      for (index_t h = h0; h < h1; ++h)
+      for (index_t h = r.first; h < r.last; ++h)
         for (index_t i = 0; i < K; ++i)
-          std::copy_n(initial_state->head(n, h) + i * V + v0, Vb, S.begin() + ((h - h0) * K + i) * Vb);
-    linattn::detail::ChunkWorkspace<Acc> chunk_ws;
-    linattn::detail::FusedWorkspace<Acc> fused_ws;
-    linattn::detail::RecurrentWorkspace<Acc> recurrent_ws;
-    for (index_t t0 = sp.begin; t0 < sp.end; t0 += block) {
-      for (index_t h = h0; h < h1; ++h) {
-        linattn::detail::HeadSlice<T, T, T, T, T> x;
-        x.q = q.ptr(sp.batch, t0, h);
-        x.k = k.ptr(sp.batch, t0, h);
-        x.v = v.ptr(sp.batch, t0, h) + v0;
-        x.g = gk.ptr(sp.batch, t0, h);
-        x.o = o.ptr(sp.batch, t0, h) + v0;
-        x.q_rs = q.stride(1);
-        x.k_rs = k.stride(1);
-        x.v_rs = v.stride(1);
-        x.g_rs = gk.stride(1);
-        x.o_rs = o.stride(1);
-        x.len = std::min(block, sp.end - t0);
-        x.K = K;
-        x.V = Vb;
-        Acc* Sh = S.data() + (h - h0) * K * Vb;
-        if (form == Form::chunk)
-          linattn::detail::chunk_head<GateAxis::key>(
-              x, Sh, scale, opt.chunk_size, chunk_ws,
-              saved ? saved->data.data() + saved->offset(n, h) + (t0 - sp.begin) / opt.chunk_size * K * V : nullptr);
-        else if (form == Form::fused_chunk)
-          linattn::detail::fused_chunk_head<GateAxis::key>(x, Sh, scale, fused_ws);
-        else
-          linattn::detail::recurrent_head<GateAxis::key>(x, Sh, scale, recurrent_ws);
-      }
-    }
+          std::copy_n(initial_state->head(r.sequence, h) + i * V + r.v0, Vb, item.S.begin() + ((h - r.first) * K + i) * Vb);
+    return item;
+  };
+  const auto run = [&](Item& item, const HeadRange& r, const SequenceSpan& sp, index_t h, index_t t0, index_t len) {
+    const index_t Vb = r.v1 - r.v0;
+    linattn::detail::HeadSlice<T, T, T, T, T> x;
+    x.q = q.ptr(sp.batch, t0, h);
+    x.k = k.ptr(sp.batch, t0, h);
+    x.v = v.ptr(sp.batch, t0, h) + r.v0;
+    x.g = gk.ptr(sp.batch, t0, h);
+    x.o = o.ptr(sp.batch, t0, h) + r.v0;
+    x.q_rs = q.stride(1);
+    x.k_rs = k.stride(1);
+    x.v_rs = v.stride(1);
+    x.g_rs = gk.stride(1);
+    x.o_rs = o.stride(1);
+    x.len = len;
+    x.K = K;
+    x.V = Vb;
+    Acc* Sh = item.S.data() + (h - r.first) * K * Vb;
+    if (form == Form::chunk)
+      linattn::detail::chunk_head<GateAxis::key>(
+          x, Sh, scale, opt.chunk_size, item.chunk,
+          saved ? saved->data.data() + saved->offset(r.sequence, h) + (t0 - sp.begin) / opt.chunk_size * K * V : nullptr);
+    else if (form == Form::fused_chunk)
+      linattn::detail::fused_chunk_head<GateAxis::key>(x, Sh, scale, item.fused);
+    else
+      linattn::detail::recurrent_head<GateAxis::key>(x, Sh, scale, item.recurrent);
+  };
+  const auto finish = [&](Item& item, const HeadRange& r, const SequenceSpan& sp) {
+    const index_t Vb = r.v1 - r.v0;
     if (final_state)
-      for (index_t h = h0; h < h1; ++h)
+      for (index_t h = r.first; h < r.last; ++h)
         for (index_t i = 0; i < K; ++i)
-          std::copy_n(S.begin() + ((h - h0) * K + i) * Vb, Vb, final_state->head(n, h) + i * V + v0);
+          std::copy_n(item.S.begin() + ((h - r.first) * K + i) * Vb, Vb, final_state->head(r.sequence, h) + i * V + r.v0);
     if (saved)  // the last of the slice's states: the final one (Vb = V in the chunk form)
-      for (index_t h = h0; h < h1; ++h)
-        std::copy_n(S.begin() + (h - h0) * K * V, K * V,
-                    saved->data.data() + saved->offset(n, h) + (sp.end - sp.begin + opt.chunk_size - 1) / opt.chunk_size * K * V);
-  });
+      for (index_t h = r.first; h < r.last; ++h)
+        std::copy_n(item.S.begin() + (h - r.first) * K * V, K * V,
+                    saved->data.data() + saved->offset(r.sequence, h) +
+                        (sp.end - sp.begin + opt.chunk_size - 1) / opt.chunk_size * K * V);
+  };
+  linattn::detail::for_each_block(spans, H, V, block, opt.threads, /*split_values=*/form != Form::chunk, begin, run,
+                                  finish);
 }
 
 }  // namespace detail
@@ -330,6 +339,8 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const S
 //                     ⌈len / C⌉ + 1 states of K·V;
 //   saved             the ChunkStates gla::chunk_train kept from the same inputs and options
 //                     (one state per chunk between forward and backward; a fifth less work).
+//                     The first of them is h0, so initial_state is not read (pass null): an
+//                     in-place prefill (initial_state == final_state) loses nothing.
 // Both give the same gradients (to rounding); they are identical for any options.threads.
 template <class T>
 void chunk_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,

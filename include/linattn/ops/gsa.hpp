@@ -36,6 +36,8 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
+#include "linattn/ops/recurrence/chunk.hpp"
+#include "linattn/ops/recurrence/driver.hpp"
 #include "linattn/ops/recurrence/chunk_backward.hpp"
 #include "linattn/ops/recurrence/recurrent_backward.hpp"
 
@@ -178,109 +180,143 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
     *final_state = State<T>(N, d.H, d.K, d.M, d.V);
   const Acc scale = static_cast<Acc>(opt.scale.value_or(1.0 / std::sqrt(static_cast<double>(d.K))));
   const bool has_gate = !g.empty();
-  // Rows per interleaved block: pass 1, softmax and pass 2 run on one block before the next,
-  // so the [block, M] slot scores stay in cache.
-  const index_t block = form == Form::chunk ? opt.chunk_size : linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
-
-  linattn::detail::parallel_for(N * d.H, opt.threads, [&](index_t item) {
-    const index_t n = item / d.H, h = item % d.H;
-    const auto& sp = spans[static_cast<std::size_t>(n)];
-    const index_t L = sp.end - sp.begin;
-    std::vector<Acc> z(static_cast<std::size_t>(d.M), -std::numeric_limits<Acc>::infinity());
-    if (initial_state) std::copy(initial_state->log_norm.view().ptr(n, h), initial_state->log_norm.view().ptr(n, h) + d.M, z.begin());
-    // Slot weights and gates [L, M]: the inputs themselves when given in Acc, else dense buffers.
-    std::vector<Acc> s_rows, g_rows;
+  // Rows per block: pass 1, softmax and pass 2 run on one block of one kv head before the next,
+  // so the [block, M] slot scores stay in cache; the chunk form's block is one chunk.
+  // (No longer than the longest sequence: any chunk size is allowed, and buffers are sized by it.)
+  index_t longest = 1;
+  for (const auto& sp : spans) longest = std::max(longest, sp.end - sp.begin);
+  const index_t block =
+      form == Form::chunk ? std::min(opt.chunk_size, longest) : linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
+  const index_t K = d.K, V = d.V, M = d.M, G = d.G;
+  struct Item {
+    std::vector<Acc> hk, hv, z;      // [heads of the item, K, M], [.., M, V], [.., M]
+    std::vector<Acc> hk0, hv0;       // [K, M], [M, V]: a block's entering states, for readers 2..G
+    std::vector<Acc> s_rows, g_rows;  // [block, M] slot weights and gates (when not read in place)
+    std::vector<Acc> scores;         // [block, M] ok, then p
+    linattn::detail::ChunkWorkspace<Acc> cw1, cw2;
+    linattn::detail::RecurrentWorkspace<Acc> rw1, rw2;
+    linattn::detail::FusedWorkspace<Acc> fw1, fw2;
+  };
+  using linattn::detail::HeadRange;
+  using linattn::detail::SequenceSpan;
+  const auto begin = [&](const HeadRange& r, const SequenceSpan&) {
+    const index_t n = r.sequence, heads = r.last - r.first;
+    Item item;
+    item.hk.assign(static_cast<std::size_t>(heads * K * M), Acc(0));
+    item.hv.assign(static_cast<std::size_t>(heads * M * V), Acc(0));
+    item.z.assign(static_cast<std::size_t>(heads * M), -std::numeric_limits<Acc>::infinity());
+    item.scores.resize(static_cast<std::size_t>(block * M));
+    if (initial_state)
+      for (index_t h = r.first; h < r.last; ++h) {
+        const index_t i = h - r.first;
+        std::copy_n(initial_state->hk.head(n, h), K * M, item.hk.begin() + i * K * M);
+        std::copy_n(initial_state->hv.head(n, h), M * V, item.hv.begin() + i * M * V);
+        std::copy_n(initial_state->log_norm.view().ptr(n, h), M, item.z.begin() + i * M);
+      }
+    return item;
+  };
+  const auto run = [&](Item& item, const HeadRange& r, const SequenceSpan& sp, index_t h, index_t t0, index_t len) {
+    const index_t i = h - r.first;
+    Acc* hk = item.hk.data() + i * K * M;
+    Acc* hv = item.hv.data() + i * M * V;
+    // Slot weights and gates [len, M]: the inputs themselves when given in Acc, else dense buffers.
     const Acc* s_base = nullptr;
     const Acc* g_base = nullptr;
-    index_t slot_rs = d.M, gate_rs = d.M;
+    index_t slot_rs = M, gate_rs = M;
     if constexpr (std::is_same_v<T, Acc>) {
       if (has_gate) {
-        s_base = s.ptr(sp.batch, sp.begin, h);
-        g_base = g.ptr(sp.batch, sp.begin, h);
+        s_base = s.ptr(sp.batch, t0, h);
+        g_base = g.ptr(sp.batch, t0, h);
         slot_rs = s.stride(1);
         gate_rs = g.stride(1);
       }
     }
     if (s_base == nullptr) {
-      slot_inputs(s.ptr(sp.batch, sp.begin, h), s.stride(1), has_gate ? g.ptr(sp.batch, sp.begin, h) : nullptr,
-                  has_gate ? g.stride(1) : 0, L, d.M, z.data(), s_rows, g_rows);
-      s_base = s_rows.data();
-      g_base = g_rows.data();
+      slot_inputs(s.ptr(sp.batch, t0, h), s.stride(1), has_gate ? g.ptr(sp.batch, t0, h) : nullptr,
+                  has_gate ? g.stride(1) : 0, len, M, item.z.data() + i * M, item.s_rows, item.g_rows);
+      s_base = item.s_rows.data();
+      g_base = item.g_rows.data();
     }
-
-    std::vector<Acc> hk(static_cast<std::size_t>(d.K * d.M)), hv(static_cast<std::size_t>(d.M * d.V));
-    std::vector<Acc> hk_final, hv_final;
-    std::vector<Acc> scores(static_cast<std::size_t>(block * d.M));  // [block, M]: ok, then p
-    linattn::detail::ChunkWorkspace<Acc> cw1, cw2;
-    linattn::detail::RecurrentWorkspace<Acc> rw1, rw2;
-    linattn::detail::FusedWorkspace<Acc> fw1, fw2;
-    for (index_t gq = 0; gq < d.G; ++gq) {
-      const index_t hq = h * d.G + gq;
-      // Each query head of the group replays the kv head's states from the initial state.
-      if (initial_state) {
-        std::copy(initial_state->hk.head(n, h), initial_state->hk.head(n, h) + d.K * d.M, hk.begin());
-        std::copy(initial_state->hv.head(n, h), initial_state->hv.head(n, h) + d.M * d.V, hv.begin());
+    HeadSlice<T, T, Acc, Acc, Acc> p1;  // pass 1: keys into slots, gate on the slot (value) axis
+    p1.k = k.ptr(sp.batch, t0, h);
+    p1.v = s_base;
+    p1.g = g_base;
+    p1.o = item.scores.data();
+    p1.q_rs = q.stride(1);
+    p1.k_rs = k.stride(1);
+    p1.v_rs = slot_rs;
+    p1.g_rs = gate_rs;
+    p1.o_rs = M;
+    p1.len = len;
+    p1.K = K;
+    p1.V = M;
+    HeadSlice<Acc, Acc, T, Acc, T> p2;  // pass 2: slot values, gate on the slot (key) axis
+    p2.q = item.scores.data();
+    p2.k = s_base;
+    p2.v = v.ptr(sp.batch, t0, h);
+    p2.g = g_base;
+    p2.q_rs = M;
+    p2.k_rs = slot_rs;
+    p2.g_rs = gate_rs;
+    p2.v_rs = v.stride(1);
+    p2.o_rs = o.stride(1);
+    p2.len = len;
+    p2.K = M;
+    p2.V = V;
+    if (form == Form::chunk) {
+      // The G query heads read the kv head's states entering the chunk; each state is then
+      // advanced once.
+      using linattn::detail::chunk_output;
+      linattn::detail::chunk_prepare<GateAxis::value>(item.cw1, block, K, M);
+      linattn::detail::chunk_prepare<GateAxis::key>(item.cw2, block, M, V);
+      linattn::detail::chunk_load_keys<GateAxis::value>(p1, 0, len, item.cw1);
+      linattn::detail::chunk_load_keys<GateAxis::key>(p2, 0, len, item.cw2);
+      for (index_t gq = 0; gq < G; ++gq) {
+        const index_t hq = h * G + gq;
+        chunk_output<GateAxis::value>(q.ptr(sp.batch, t0, hq), q.stride(1), len, scale, hk, K, M, item.cw1);
+        linattn::detail::softmax_rows(item.cw1.O.data(), len, M, M);
+        chunk_output<GateAxis::key>(item.cw1.O.data(), M, len, Acc(1), hv, M, V, item.cw2);
+        linattn::detail::store_output(o.ptr(sp.batch, t0, hq), o.stride(1), item.cw2.O.data(), V, len, V);
+      }
+      linattn::detail::chunk_advance<GateAxis::value>(hk, K, M, len, item.cw1);
+      linattn::detail::chunk_advance<GateAxis::key>(hv, M, V, len, item.cw2);
+      return;
+    }
+    // The recurrent and fused kernels compute the outputs and the state update in one pass over
+    // the state tiles: each query head runs the block from the states that entered it.
+    if (G > 1) {
+      item.hk0.assign(hk, hk + K * M);
+      item.hv0.assign(hv, hv + M * V);
+    }
+    for (index_t gq = 0; gq < G; ++gq) {
+      if (gq > 0) {
+        std::copy(item.hk0.begin(), item.hk0.end(), hk);
+        std::copy(item.hv0.begin(), item.hv0.end(), hv);
+      }
+      const index_t hq = h * G + gq;
+      p1.q = q.ptr(sp.batch, t0, hq);
+      p2.o = o.ptr(sp.batch, t0, hq);
+      if (form == Form::fused_chunk) {
+        linattn::detail::fused_chunk_head<GateAxis::value>(p1, hk, scale, item.fw1);
+        linattn::detail::softmax_rows(item.scores.data(), len, M, M);
+        linattn::detail::fused_chunk_head<GateAxis::key>(p2, hv, Acc(1), item.fw2);
       } else {
-        std::fill(hk.begin(), hk.end(), Acc(0));
-        std::fill(hv.begin(), hv.end(), Acc(0));
-      }
-      for (index_t t0 = 0; t0 < L; t0 += block) {
-        const index_t len = std::min(block, L - t0);
-        HeadSlice<T, T, Acc, Acc, Acc> p1;  // pass 1: keys into slots, gate on the slot (value) axis
-        p1.q = q.ptr(sp.batch, sp.begin + t0, hq);
-        p1.k = k.ptr(sp.batch, sp.begin + t0, h);
-        p1.v = s_base + t0 * slot_rs;
-        p1.g = g_base + t0 * gate_rs;
-        p1.o = scores.data();
-        p1.q_rs = q.stride(1);
-        p1.k_rs = k.stride(1);
-        p1.v_rs = slot_rs;
-        p1.g_rs = gate_rs;
-        p1.o_rs = d.M;
-        p1.len = len;
-        p1.K = d.K;
-        p1.V = d.M;
-        HeadSlice<Acc, Acc, T, Acc, T> p2;  // pass 2: slot values, gate on the slot (key) axis
-        p2.q = scores.data();
-        p2.k = s_base + t0 * slot_rs;
-        p2.v = v.ptr(sp.batch, sp.begin + t0, h);
-        p2.g = g_base + t0 * gate_rs;
-        p2.o = o.ptr(sp.batch, sp.begin + t0, hq);
-        p2.q_rs = d.M;
-        p2.k_rs = slot_rs;
-        p2.g_rs = gate_rs;
-        p2.v_rs = v.stride(1);
-        p2.o_rs = o.stride(1);
-        p2.len = len;
-        p2.K = d.M;
-        p2.V = d.V;
-        if (form == Form::chunk) {
-          linattn::detail::chunk_head<GateAxis::value>(p1, hk.data(), scale, opt.chunk_size, cw1);
-          linattn::detail::softmax_rows(scores.data(), len, d.M, d.M);
-          linattn::detail::chunk_head<GateAxis::key>(p2, hv.data(), Acc(1), opt.chunk_size, cw2);
-        } else if (form == Form::fused_chunk) {
-          linattn::detail::fused_chunk_head<GateAxis::value>(p1, hk.data(), scale, fw1);
-          linattn::detail::softmax_rows(scores.data(), len, d.M, d.M);
-          linattn::detail::fused_chunk_head<GateAxis::key>(p2, hv.data(), Acc(1), fw2);
-        } else {
-          linattn::detail::recurrent_head<GateAxis::value>(p1, hk.data(), scale, rw1);
-          linattn::detail::softmax_rows(scores.data(), len, d.M, d.M);
-          linattn::detail::recurrent_head<GateAxis::key>(p2, hv.data(), Acc(1), rw2);
-        }
-      }
-      // Kept aside until every query head has replayed from the initial state, which may be
-      // the same object as the final state (in-place prefill).
-      if (final_state && gq == 0) {
-        hk_final = hk;
-        hv_final = hv;
+        linattn::detail::recurrent_head<GateAxis::value>(p1, hk, scale, item.rw1);
+        linattn::detail::softmax_rows(item.scores.data(), len, M, M);
+        linattn::detail::recurrent_head<GateAxis::key>(p2, hv, Acc(1), item.rw2);
       }
     }
-    if (final_state) {
-      std::copy(hk_final.begin(), hk_final.end(), final_state->hk.head(n, h));
-      std::copy(hv_final.begin(), hv_final.end(), final_state->hv.head(n, h));
-      std::copy(z.begin(), z.end(), final_state->log_norm.view().ptr(n, h));
+  };
+  const auto finish = [&](Item& item, const HeadRange& r, const SequenceSpan&) {
+    if (!final_state) return;
+    for (index_t h = r.first; h < r.last; ++h) {
+      const index_t i = h - r.first;
+      std::copy_n(item.hk.begin() + i * K * M, K * M, final_state->hk.head(r.sequence, h));
+      std::copy_n(item.hv.begin() + i * M * V, M * V, final_state->hv.head(r.sequence, h));
+      std::copy_n(item.z.begin() + i * M, M, final_state->log_norm.view().ptr(r.sequence, h));
     }
-  });
+  };
+  linattn::detail::for_each_block(spans, d.H, M, block, opt.threads, /*split_values=*/false, begin, run, finish);
 }
 
 // out[j] = scale · Σ_i x[i] S[i][j]   (S: [rows, cols])
@@ -386,45 +422,55 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
                         has_gate ? g.stride(1) : 0, L, M, z.data(), s_rows, g_rows, has_gate ? nullptr : z_rows.data());
     const Rows<const Acc> s_in{s_rows.data(), M}, g_in{g_rows.data(), M};
 
-    // Pass 1 forward per reader: p = softmax(scale · q hk) [G, L, M].
+    // Pass 1 forward per reader: p = softmax(scale · q hk) [G, L, M]. The chunk form reads the
+    // kv head's state entering each chunk once for all G readers and keeps those states
+    // (hk_states [NT + 1, K, M]) for pass 1's backward, which then does not recompute them.
     std::vector<Acc> p(static_cast<std::size_t>(G * L * M)), hk(static_cast<std::size_t>(d.K * M));
-    linattn::detail::RecurrentWorkspace<Acc> rw;
-    const index_t block = linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
-    linattn::detail::ChunkWorkspace<Acc> cw;
-    for (index_t r = 0; r < G; ++r) {
-      const index_t hq = h * G + r;
-      if (initial_state) std::copy_n(initial_state->hk.head(n, h), d.K * M, hk.begin());
-      else std::fill(hk.begin(), hk.end(), Acc(0));
-      if (form != Form::recurrent) {
-        linattn::detail::HeadSlice<T, T, Acc, Acc, Acc> p1;
-        p1.q = q.ptr(sp.batch, sp.begin, hq);
-        p1.k = k.ptr(sp.batch, sp.begin, h);
-        p1.v = s_rows.data();
-        p1.g = g_rows.data();
-        p1.o = p.data() + r * L * M;
-        p1.q_rs = q.stride(1);
-        p1.k_rs = k.stride(1);
-        p1.v_rs = p1.g_rs = p1.o_rs = M;
-        p1.len = L;
-        p1.K = d.K;
-        p1.V = M;
-        linattn::detail::chunk_head<GateAxis::value>(p1, hk.data(), scale, opt.chunk_size, cw);
-        continue;
+    std::vector<Acc> hk_states;
+    linattn::detail::HeadSlice<T, T, Acc, Acc, Acc> p1;
+    p1.k = k.ptr(sp.batch, sp.begin, h);
+    p1.v = s_rows.data();
+    p1.g = g_rows.data();
+    p1.q_rs = q.stride(1);
+    p1.k_rs = k.stride(1);
+    p1.v_rs = p1.g_rs = p1.o_rs = M;
+    p1.K = d.K;
+    p1.V = M;
+    if (form != Form::recurrent) {
+      const index_t C = opt.chunk_size, NT = (L + C - 1) / C, KM = d.K * M;
+      hk_states.resize(static_cast<std::size_t>((NT + 1) * KM));
+      if (initial_state) std::copy_n(initial_state->hk.head(n, h), KM, hk_states.begin());
+      else std::fill_n(hk_states.begin(), KM, Acc(0));
+      thread_local linattn::detail::ChunkWorkspace<Acc> cw;
+      linattn::detail::chunk_prepare<GateAxis::value>(cw, std::min(C, std::max<index_t>(L, 1)), d.K, M);
+      for (index_t c = 0; c < NT; ++c) {
+        const index_t s0 = c * C, Lc = std::min(C, L - s0);
+        Acc* H_in = hk_states.data() + c * KM;
+        linattn::detail::chunk_load_keys<GateAxis::value>(p1, s0, Lc, cw);
+        for (index_t r = 0; r < G; ++r) {
+          linattn::detail::chunk_output<GateAxis::value>(q.ptr(sp.batch, sp.begin + s0, h * G + r), q.stride(1), Lc,
+                                                         scale, H_in, d.K, M, cw);
+          linattn::detail::store_output(p.data() + (r * L + s0) * M, M, cw.O.data(), M, Lc, M);
+        }
+        std::copy_n(H_in, KM, H_in + KM);
+        linattn::detail::chunk_advance<GateAxis::value>(H_in + KM, d.K, M, Lc, cw);
       }
-      for (index_t t0 = 0; t0 < L; t0 += block) {
-        linattn::detail::HeadSlice<T, T, Acc, Acc, Acc> p1;
-        p1.q = q.ptr(sp.batch, sp.begin + t0, hq);
-        p1.k = k.ptr(sp.batch, sp.begin + t0, h);
-        p1.v = s_rows.data() + t0 * M;
-        p1.g = g_rows.data() + t0 * M;
-        p1.o = p.data() + (r * L + t0) * M;
-        p1.q_rs = q.stride(1);
-        p1.k_rs = k.stride(1);
-        p1.v_rs = p1.g_rs = p1.o_rs = M;
-        p1.len = std::min(block, L - t0);
-        p1.K = d.K;
-        p1.V = M;
-        linattn::detail::recurrent_head<GateAxis::value>(p1, hk.data(), scale, rw);
+    } else {
+      thread_local linattn::detail::RecurrentWorkspace<Acc> rw;
+      const index_t block = linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
+      for (index_t r = 0; r < G; ++r) {
+        if (initial_state) std::copy_n(initial_state->hk.head(n, h), d.K * M, hk.begin());
+        else std::fill(hk.begin(), hk.end(), Acc(0));
+        for (index_t t0 = 0; t0 < L; t0 += block) {
+          auto part = p1;
+          part.q = q.ptr(sp.batch, sp.begin + t0, h * G + r);
+          part.k = p1.k + t0 * p1.k_rs;
+          part.v = s_rows.data() + t0 * M;
+          part.g = g_rows.data() + t0 * M;
+          part.o = p.data() + (r * L + t0) * M;
+          part.len = std::min(block, L - t0);
+          linattn::detail::recurrent_head<GateAxis::value>(part, hk.data(), scale, rw);
+        }
       }
     }
     linattn::detail::softmax_rows(p.data(), G * L, M, M);
@@ -434,9 +480,9 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
         dg2(static_cast<std::size_t>(L * M)), ds1(static_cast<std::size_t>(L * M)), dg1(static_cast<std::size_t>(L * M));
     thread_local std::vector<Acc> ws;
     thread_local linattn::detail::ChunkBackwardWorkspace<Acc> cws;
-    const auto run = [&](auto axis, const linattn::detail::BackwardSlice<Acc, Acc, Acc>& b) {
+    const auto run = [&](auto axis, const linattn::detail::BackwardSlice<Acc, Acc, Acc>& b, const Acc* saved) {
       if (form == Form::recurrent) linattn::detail::recurrent_backward_slice<decltype(axis)::value>(b, ws);
-      else linattn::detail::chunk_backward_slice<decltype(axis)::value>(b, opt.chunk_size, cws);
+      else linattn::detail::chunk_backward_slice<decltype(axis)::value>(b, opt.chunk_size, cws, saved);
     };
     using KeyAxis = std::integral_constant<GateAxis, GateAxis::key>;
     using ValueAxis = std::integral_constant<GateAxis, GateAxis::value>;
@@ -461,7 +507,7 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
       b.dv = rows(grads.dv, h);
       b.dg = {dg2.data(), M};
       b.dh0 = grads.dh0 ? grads.dh0->hv.head(n, h) : nullptr;
-      run(KeyAxis{}, b);
+      run(KeyAxis{}, b, nullptr);
     }
     // Softmax backward, in place: dok = p ⊙ (dp − Σ_m p_m dp_m).
     for (index_t row = 0; row < G * L; ++row) {
@@ -493,7 +539,7 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
       b.dv = {ds1.data(), M};
       b.dg = {dg1.data(), M};
       b.dh0 = grads.dh0 ? grads.dh0->hk.head(n, h) : nullptr;
-      run(ValueAxis{}, b);
+      run(ValueAxis{}, b, hk_states.empty() ? nullptr : hk_states.data());
     }
     // ds' and dg' of both passes; with g given they are the gradients, else through the
     // fallback: s'_t = e^{s_t − z_t}, g'_t = z_{t−1} − z_t, z_t = log(e^{z_{t−1}} + e^{s_t}).

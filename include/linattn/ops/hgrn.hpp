@@ -24,6 +24,8 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
+#include "linattn/ops/recurrence/chunk.hpp"
+#include "linattn/ops/recurrence/driver.hpp"
 #include "linattn/ops/recurrence/recurrent_backward.hpp"
 
 namespace linattn::hgrn {
@@ -100,34 +102,46 @@ void forward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorView
                                      shape_string(Shape<2>{N, D}));
   if (final_state && final_state != initial_state && final_state->shape() != Shape<2>{N, D})
     *final_state = State<T>(Shape<2>{N, D});
-  const index_t blocks = (D + kColumnBlock - 1) / kColumnBlock;
+  // One head of a one-row state (K = 1) whose D columns the driver may split across threads.
+  // Blocks of rows: the recurrent kernels' time block, or whole chunks.
+  const index_t block = form == Form::chunk ? opt.chunk_size * std::max<index_t>(1, 64 / opt.chunk_size)
+                                            : linattn::detail::RecurrentTiles<Acc>::kTimeBlock;
   static const T one = T(1);
-  linattn::detail::parallel_for(N * blocks, opt.threads, [&](index_t item) {
-    const index_t n = item / blocks, c0 = (item % blocks) * kColumnBlock, width = std::min(kColumnBlock, D - c0);
-    const auto& sp = spans[static_cast<std::size_t>(n)];
+  struct Item {
+    std::vector<Acc> h;  // [v1 - v0] the item's columns of the state
+    linattn::detail::ChunkWorkspace<Acc> chunk;
+    linattn::detail::RecurrentWorkspace<Acc> recurrent;
+  };
+  using linattn::detail::HeadRange;
+  using linattn::detail::SequenceSpan;
+  const auto begin = [&](const HeadRange& r, const SequenceSpan&) {
+    Item item;
+    item.h.assign(static_cast<std::size_t>(r.v1 - r.v0), Acc(0));
+    if (initial_state) std::copy_n(initial_state->data() + r.sequence * D + r.v0, r.v1 - r.v0, item.h.begin());
+    return item;
+  };
+  const auto run = [&](Item& item, const HeadRange& r, const SequenceSpan& sp, index_t, index_t t0, index_t len) {
     linattn::detail::HeadSlice<T, T, T, T, T> s;
     s.q = s.k = &one;  // q_rs = k_rs = 0: the scalar 1 on every row
-    s.v = x.ptr(sp.batch, sp.begin) + c0;
-    s.g = g.ptr(sp.batch, sp.begin) + c0;
-    s.o = o.ptr(sp.batch, sp.begin) + c0;
+    s.v = x.ptr(sp.batch, t0) + r.v0;
+    s.g = g.ptr(sp.batch, t0) + r.v0;
+    s.o = o.ptr(sp.batch, t0) + r.v0;
     s.v_rs = x.stride(1);
     s.g_rs = g.stride(1);
     s.o_rs = o.stride(1);
-    s.len = sp.end - sp.begin;
+    s.len = len;
     s.K = 1;
-    s.V = width;
+    s.V = r.v1 - r.v0;
     s.gate_space = space;
-    std::vector<Acc> h(static_cast<std::size_t>(width), Acc(0));
-    if (initial_state) std::copy(initial_state->data() + n * D + c0, initial_state->data() + n * D + c0 + width, h.begin());
-    if (form == Form::chunk) {
-      linattn::detail::ChunkWorkspace<Acc> ws;
-      linattn::detail::chunk_head<GateAxis::value>(s, h.data(), Acc(1), opt.chunk_size, ws);
-    } else {
-      linattn::detail::RecurrentWorkspace<Acc> ws;
-      linattn::detail::recurrent_head<GateAxis::value>(s, h.data(), Acc(1), ws);
-    }
-    if (final_state) std::copy(h.begin(), h.end(), final_state->data() + n * D + c0);
-  });
+    if (form == Form::chunk)
+      linattn::detail::chunk_head<GateAxis::value>(s, item.h.data(), Acc(1), opt.chunk_size, item.chunk);
+    else
+      linattn::detail::recurrent_head<GateAxis::value>(s, item.h.data(), Acc(1), item.recurrent);
+  };
+  const auto finish = [&](Item& item, const HeadRange& r, const SequenceSpan&) {
+    if (final_state) std::copy(item.h.begin(), item.h.end(), final_state->data() + r.sequence * D + r.v0);
+  };
+  linattn::detail::for_each_block(spans, 1, D, block, opt.threads, /*split_values=*/true, begin, run, finish);
 }
 
 }  // namespace detail

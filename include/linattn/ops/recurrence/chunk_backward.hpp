@@ -26,7 +26,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "linattn/ops/gated_recurrence.hpp"
+#include "linattn/ops/recurrence/chunk.hpp"
 #include "linattn/ops/recurrence/recurrent_backward.hpp"
 
 namespace linattn::detail {
@@ -43,6 +43,7 @@ struct ChunkBackwardWorkspace {
   RowMatrix<Acc> a, P, R, gterm;           // [C, Gw] decay, prefix and suffix products, dg terms
   RowMatrix<Acc> QW, XU, W, U, A, dA;      // sub-chunk operands
   RowMatrix<Acc> tmp_k, tmp_v;             // [C, K], [C, V]
+  Eigen::Matrix<Acc, 1, Eigen::Dynamic> dg_const;  // [Gw] dg's term from the state leaving the chunk
   std::vector<Acc> run, elementwise;       // [2, max(K, V)] running products; the K = 1 sweep's
 };
 
@@ -51,15 +52,6 @@ template <class Acc, class In>
 void load_chunk_decay(RowMatrix<Acc>& a, const Rows<const In>& g, index_t s0, index_t L, index_t width, GateSpace space) {
   if (g) load_decay(a.data(), width, g[s0], g.rs, L, width, space);
   else std::fill(a.data(), a.data() + L * width, Acc(1));
-}
-
-// P_t = Π_{τ≤t} a_τ and R_j = Π_{j<τ≤L-1} a_τ over rows [0, L) of a.
-template <class Acc>
-void prefix_suffix(const RowMatrix<Acc>& a, index_t L, RowMatrix<Acc>& P, RowMatrix<Acc>& R) {
-  P.row(0) = a.row(0);
-  for (index_t t = 1; t < L; ++t) P.row(t) = P.row(t - 1).cwiseProduct(a.row(t));
-  R.row(L - 1).setOnes();
-  for (index_t j = L - 2; j >= 0; --j) R.row(j) = R.row(j + 1).cwiseProduct(a.row(j + 1));
 }
 
 // Phase 1: ws.states = H_0 (h0 or zeros), H_1, ..., H_NT.
@@ -78,18 +70,9 @@ void chunk_states(const BackwardSlice<In, Out, Acc>& x, index_t C, ChunkBackward
     load_chunk_decay(ws.a, x.g, s0, L, Gw, x.gate_space);
     prefix_suffix(ws.a, L, ws.P, ws.R);
     RowMap<Acc> H(ws.states.data() + c * K * V, K, V), Hn(ws.states.data() + (c + 1) * K * V, K, V);
-    auto XR = ws.XU.topLeftCorner(L, key ? K : V);  // k ⊙ R or v ⊙ R
-    if constexpr (key) {
-      XR = ws.k.topRows(L).cwiseProduct(ws.R.topRows(L));
-      Hn = H;
-      Hn.array().colwise() *= ws.P.row(L - 1).transpose().array();
-      Hn.noalias() += XR.transpose() * ws.v.topRows(L);
-    } else {
-      XR = ws.v.topRows(L).cwiseProduct(ws.R.topRows(L));
-      Hn = H;
-      Hn.array().rowwise() *= ws.P.row(L - 1).array();
-      Hn.noalias() += ws.k.topRows(L).transpose() * XR;
-    }
+    Hn = H;
+    advance_state<axis>(Hn, ws.k.topRows(L), ws.v.topRows(L), ws.P.topRows(L), ws.R.topRows(L),
+                        ws.XU.topLeftCorner(L, Gw));  // the forward's chunk_advance
   }
 }
 
@@ -266,7 +249,7 @@ void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, Chunk
       dV = t.cwiseProduct(R);
     }
     // dg's constant term, then dH_start = decay(dH) + Σ readers' inter-chunk terms.
-    Eigen::Matrix<Acc, 1, Eigen::Dynamic> dg_const(Gw);
+    auto& dg_const = ws.dg_const;
     if constexpr (key) dg_const = Hn.cwiseProduct(ws.dH).rowwise().sum().transpose();
     else dg_const = Hn.cwiseProduct(ws.dH).colwise().sum();
     ws.dH_next = ws.dH;
