@@ -3,6 +3,7 @@
 //   BM_GSA_Recurrent/K:k/T:t/threads:n   B=1, H=4, K=V=k, M=64, T=t tokens
 //   BM_GSA_FusedChunk/K:k/T:t/threads:n  same, fused chunk form (state in registers)
 //   BM_GSA_Chunk/K:k/T:t/threads:n       same, chunk form (chunk_size 64)
+//   BM_GSA_ChunkGQA/K:k/T:t, BM_GSA_FusedChunkGQA/K:k/T:t  the same 4 query heads on one kv head
 //   BM_GSA_Step/K:k/threads:n            one decode token, state (K+V)·M per head
 //   BM_GSA_ChunkTrainStep/K:k/T:t/threads:n  chunk forward + chunk backward (do, dht given)
 //   BM_GSA_ChunkBackward/K:k/T:t/threads:n   the chunk backward alone
@@ -107,6 +108,46 @@ void prefill_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_GSA_Recurrent)->Apply(prefill_args);
 BENCHMARK(BM_GSA_Chunk)->Apply(prefill_args);
 BENCHMARK(BM_GSA_FusedChunk)->Apply(prefill_args);
+
+// Grouped queries: the 4 query heads of the inputs read one kv head (head 0 of k, v, s, g, as a
+// strided view). Beside BM_GSA_* at the same K and T (4 query heads on 4 kv heads), the time
+// of the same outputs with one state to advance instead of four: the chunk form advances each
+// kv state once for its G readers; the recurrent and fused kernels advance it once per reader
+// (output and update share one pass over the state tiles). One kv head is one work item: 1 thread.
+template <int Form>
+void BM_GSA_PrefillGQA(benchmark::State& state) {
+  const index_t K = state.range(0), V = K, T = state.range(1);
+  const GsaInputs& in = inputs(K, T);
+  const auto head0 = [](const Array<float, 4>& a) {
+    const auto v = a.view();
+    return linattn::TensorView<const float, 4>(a.data(), {v.size(0), v.size(1), 1, v.size(3)},
+                                               {v.stride(0), v.stride(1), v.stride(2), v.stride(3)});
+  };
+  Array<float, 4> o(Shape<4>{kB, T, kH, V});
+  linattn::gsa::State<float> final_state(kB, 1, K, kM, V);
+  linattn::gsa::Options opt;
+  opt.scale = 1.0;
+  for (auto _ : state) {
+    if constexpr (Form == 2)
+      linattn::gsa::fused_chunk<float>(in.q.view(), head0(in.k), head0(in.v), head0(in.s), head0(in.g), o.view(),
+                                       nullptr, &final_state, opt);
+    else
+      linattn::gsa::chunk<float>(in.q.view(), head0(in.k), head0(in.v), head0(in.s), head0(in.g), o.view(), nullptr,
+                                 &final_state, opt);
+    benchmark::DoNotOptimize(o.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["tokens/s"] = per_iteration_rate(static_cast<double>(kB * T));
+}
+void BM_GSA_ChunkGQA(benchmark::State& state) { BM_GSA_PrefillGQA<1>(state); }
+void BM_GSA_FusedChunkGQA(benchmark::State& state) { BM_GSA_PrefillGQA<2>(state); }
+void gqa_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"K", "T"})->ArgsProduct({{64, 128}, {2048, 8192}});
+  defaults(b);
+  b->Unit(benchmark::kMillisecond);
+}
+BENCHMARK(BM_GSA_ChunkGQA)->Apply(gqa_args);
+BENCHMARK(BM_GSA_FusedChunkGQA)->Apply(gqa_args);
 
 template <bool WithForward>
 void BM_GSA_Train(benchmark::State& state) {
