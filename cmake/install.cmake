@@ -3,13 +3,14 @@
 #   find_package(linattn CONFIG REQUIRED)
 #   target_link_libraries(app PRIVATE linattn::linattn)
 #
-# Installed: the headers (include/linattn/**), the exported INTERFACE target linattn::linattn,
+# Installed: the headers (include/linattn/**), the exported INTERFACE targets linattn::linattn
+# and linattn::io (component io),
 # linattnConfig.cmake and linattnConfigVersion.cmake under <datadir>/cmake/linattn (the
 # library is header-only, so the package is architecture independent).
 #
-# Relies on, from the top-level CMakeLists.txt: the INTERFACE target `linattn` and the
+# Relies on, from the top-level CMakeLists.txt: the INTERFACE targets `linattn`, `linattn_io` and the
 # variable LINATTN_USES_OPENMP (ON when linattn links OpenMP::OpenMP_CXX), both set before
-# this file is included. Only `linattn` is exported: test/bench/dev targets (Catch2, Google
+# this file is included. Only those two are exported: test/bench/dev targets (Catch2, Google
 # Benchmark, linattn_dev) never are.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
@@ -26,7 +27,7 @@ if(LINATTN_INSTALL)
           FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
 
   # INCLUDES DESTINATION puts <prefix>/include on the imported target's include path.
-  install(TARGETS linattn
+  install(TARGETS linattn linattn_io
           EXPORT linattnTargets
           INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 

@@ -368,7 +368,7 @@ class IntegerModel {
   }
 
  private:
-  io::FloatTensor embeddings_;  // [vocab, d] the model's float embeddings, looked up on the host
+  FloatTensor embeddings_;  // [vocab, d] the model's float embeddings, looked up on the host
   std::vector<IntegerLayer> layers_;
   ternary::PackedWeights lm_head_;  // [vocab, d]
   std::vector<std::int16_t> final_norm_, head_norm_;

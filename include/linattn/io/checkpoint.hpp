@@ -34,6 +34,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "linattn/core/float_tensor.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/io/safetensors.hpp"
 
@@ -45,32 +46,8 @@ class CheckpointError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Float data of one tensor, row-major: a view into a mapped file or into a converted copy,
-// kept alive by `owner`. Copies share the data (a tied lm_head and the embeddings are one).
-struct FloatTensor {
-  std::vector<index_t> shape;
-  std::shared_ptr<const void> owner;  // the mapped file, or the converted std::vector<float>
-  const float* data = nullptr;
-
-  static FloatTensor own(std::vector<index_t> shape, std::vector<float> values) {
-    auto v = std::make_shared<const std::vector<float>>(std::move(values));
-    FloatTensor t;
-    t.shape = std::move(shape);
-    t.data = v->data();
-    t.owner = std::move(v);
-    return t;
-  }
-
-  index_t numel() const {
-    index_t n = 1;
-    for (index_t s : shape) n *= s;
-    return n;
-  }
-  index_t size(std::size_t d) const { return shape.at(d); }
-  std::span<const float> span() const { return {data, static_cast<std::size_t>(numel())}; }
-  TensorView<const float, 2> matrix() const { return {data, Shape<2>{shape.at(0), shape.at(1)}}; }
-  std::vector<float> to_vector() const { return {data, data + numel()}; }
-};
+// The tensor type the checkpoint hands out (core/float_tensor.hpp, so that nn/ needs no io/).
+using FloatTensor = linattn::FloatTensor;
 
 namespace detail {
 

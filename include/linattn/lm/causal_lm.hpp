@@ -27,7 +27,7 @@
 #include "linattn/core/check.hpp"
 #include "linattn/core/norm.hpp"
 #include "linattn/core/tensor.hpp"
-#include "linattn/io/checkpoint.hpp"
+#include "linattn/core/float_tensor.hpp"
 #include "linattn/nn/bitlinear.hpp"
 #include "linattn/nn/linear.hpp"
 #include "linattn/nn/options.hpp"
@@ -76,7 +76,7 @@ class CausalLM {
 
   CausalLM() = default;
   // embeddings [vocab, D]; final_norm [D].
-  CausalLM(io::FloatTensor embeddings, std::vector<Block> blocks, std::vector<float> final_norm, Head head, float norm_eps)
+  CausalLM(FloatTensor embeddings, std::vector<Block> blocks, std::vector<float> final_norm, Head head, float norm_eps)
       : embeddings_(std::move(embeddings)),
         blocks_(std::move(blocks)),
         final_norm_(std::move(final_norm)),
@@ -101,7 +101,7 @@ class CausalLM {
   float norm_eps() const { return eps_; }
   const std::vector<Block>& blocks() const { return blocks_; }
   const Head& head() const { return head_; }
-  const io::FloatTensor& embeddings() const { return embeddings_; }
+  const FloatTensor& embeddings() const { return embeddings_; }
   std::span<const float> final_norm() const { return final_norm_; }
 
   Cache new_cache() const {
@@ -215,7 +215,7 @@ class CausalLM {
                                  std::to_string(blocks_.size()) + " (use new_cache())");
   }
 
-  io::FloatTensor embeddings_;
+  FloatTensor embeddings_;
   std::vector<Block> blocks_;
   std::vector<float> final_norm_;
   Head head_;

@@ -17,7 +17,7 @@
 #include "linattn/core/check.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
-#include "linattn/io/checkpoint.hpp"
+#include "linattn/core/float_tensor.hpp"
 
 namespace linattn::nn {
 
@@ -56,7 +56,7 @@ class Linear {
  public:
   Linear() = default;
   // weight [out, in]; bias [out] or empty.
-  explicit Linear(io::FloatTensor weight, std::vector<float> bias = {})
+  explicit Linear(FloatTensor weight, std::vector<float> bias = {})
       : weight_(std::move(weight)), bias_(std::move(bias)) {
     constexpr const char* where = "linattn::nn::Linear";
     linattn::detail::require(weight_.shape.size() == 2, where, "the weight must be a matrix [out, in]");
@@ -66,7 +66,7 @@ class Linear {
   }
   // An owned weight [out, in] (tests, converted layouts).
   static Linear from_array(const Array<float, 2>& w, std::vector<float> bias = {}) {
-    return Linear(io::FloatTensor::own({w.size(0), w.size(1)}, w.vector()), std::move(bias));
+    return Linear(FloatTensor::own({w.size(0), w.size(1)}, w.vector()), std::move(bias));
   }
 
   index_t in_features() const { return weight_.shape.empty() ? 0 : weight_.shape[1]; }
@@ -96,7 +96,7 @@ class Linear {
   }
 
  private:
-  io::FloatTensor weight_;
+  FloatTensor weight_;
   std::vector<float> bias_;
 };
 

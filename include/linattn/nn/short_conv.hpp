@@ -17,7 +17,7 @@
 #include "linattn/core/check.hpp"
 #include "linattn/core/math.hpp"
 #include "linattn/core/tensor.hpp"
-#include "linattn/io/checkpoint.hpp"
+#include "linattn/core/float_tensor.hpp"
 
 namespace linattn::nn {
 
@@ -25,7 +25,7 @@ class ShortConvolution {
  public:
   ShortConvolution() = default;
   // weight [C, 1, W] or [C, W]; bias [C] or empty.
-  ShortConvolution(const io::FloatTensor& weight, std::vector<float> bias = {}) : bias_(std::move(bias)) {
+  ShortConvolution(const FloatTensor& weight, std::vector<float> bias = {}) : bias_(std::move(bias)) {
     constexpr const char* where = "linattn::nn::ShortConvolution";
     const auto& s = weight.shape;
     linattn::detail::require((s.size() == 3 && s[1] == 1) || s.size() == 2, where,
