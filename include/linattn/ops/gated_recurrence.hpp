@@ -193,7 +193,11 @@ struct RecurrentTiles {
 
 template <class Acc>
 struct RecurrentWorkspace {
-  std::vector<Acc> state, q, k, v, a, o;
+  // Per block of TB = kTimeBlock tokens, widths padded to whole tiles (Kp, Vp).
+  std::vector<Acc> state;  // [Kp, Vp] zero-padded copy of the state (when K, V are not whole tiles)
+  std::vector<Acc> q, k;   // [TB, Kp] scale·q, k
+  std::vector<Acc> v, o;   // [TB, Vp] values, outputs summed over the key tiles
+  std::vector<Acc> a;      // [TB, Kp or Vp] decays of the gated axis (the K = 1 path: [V])
 };
 
 #if defined(__GNUC__)

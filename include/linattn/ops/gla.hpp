@@ -218,7 +218,7 @@ void chunk_train(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o, const 
   detail::forward(detail::Form::chunk, q, k, v, gk, o, initial_state, final_state, options, &saved);
 }
 
-// Fused chunk form: chunks of 4 tokens with the state held in registers, never stored
+// Fused chunk form: chunks of 2 tokens (FusedTiles::kGroup) with the state held in registers, never stored
 // (upstream's non-materialised "fused_chunk" algorithm, SPEC §2). The fastest form for
 // prefill on a CPU; options.chunk_size does not apply.
 template <class T>
