@@ -2,7 +2,7 @@
 //
 //   linattn-generate --model DIR (--prompt TEXT | --ids LIST)... [--max-new-tokens N]
 //                    [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N]
-//                    [--packing 2|1.6] [--form auto|chunk|recurrent] [--reference]
+//                    [--packing 2|1.6] [--form auto|chunk|fused_chunk|recurrent] [--reference]
 //                    [--dump-logits FILE.safetensors]
 //
 // Text prompts need a SentencePiece tokenizer.model in DIR. Several --prompt/--ids make a

@@ -51,7 +51,7 @@ struct GenerateOptions {
 inline constexpr const char* kGenerateUsage =
     "usage: linattn-generate --model DIR (--prompt TEXT | --ids 1,2,3)... [--max-new-tokens N]\n"
     "         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--packing 2|1.6]\n"
-    "         [--form auto|chunk|recurrent] [--reference] [--dump-logits FILE.safetensors]\n"
+    "         [--form auto|chunk|fused_chunk|recurrent] [--reference] [--dump-logits FILE.safetensors]\n"
     "  --model DIR          Hugging Face checkpoint: config.json + model.safetensors (or shards)\n"
     "  --prompt TEXT        text prompt (needs DIR/tokenizer.model); repeat for a batch\n"
     "  --ids LIST           prompt token ids; generated ids are printed as one line per prompt\n"
@@ -59,7 +59,8 @@ inline constexpr const char* kGenerateUsage =
     "  --temperature T      0 = greedy (default); top-k (0 = off), top-p in (0, 1] (1 = off), seed\n"
     "  --threads N          threads (default 0: every core this process may run on; more are clamped to that)\n"
     "  --packing 2|1.6      MatMul-free LM ternary weights: 2-bit (default) or base-3 1.6-bit\n"
-    "  --form F             prefill form: auto (recurrent up to 64 tokens, else chunk), chunk, recurrent\n"
+    "  --form F             prefill form: auto (recurrent up to 64 tokens, else chunk), chunk,\n"
+    "                       fused_chunk (state in registers, the fastest prefill), recurrent\n"
     "  --reference          MatMul-free LM: dense float weights instead of the integer kernels\n"
     "  --dump-logits FILE   write the first prompt's logits [T, vocab] (float32, 'logits') and exit\n";
 
@@ -137,8 +138,9 @@ inline GenerateOptions parse_generate_options(const std::vector<std::string>& ar
     } else if (flag == "--form") {
       if (v == "auto") a.form = nn::Form::automatic;
       else if (v == "chunk") a.form = nn::Form::chunk;
+      else if (v == "fused_chunk") a.form = nn::Form::fused_chunk;
       else if (v == "recurrent") a.form = nn::Form::recurrent;
-      else throw UsageError("--form must be auto, chunk or recurrent, got \"" + v + "\"");
+      else throw UsageError("--form must be auto, chunk, fused_chunk or recurrent, got \"" + v + "\"");
     } else if (flag == "--dump-logits") a.dump_logits = v;
     else throw UsageError("unknown option " + flag);
   }

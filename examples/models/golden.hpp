@@ -133,7 +133,8 @@ inline std::vector<GoldenResult> check_golden_model(const std::filesystem::path&
         }
         // logits in each form.
         const auto want = golden.read_array<float, 3>("logits");
-        for (const auto& [form, name] : {std::pair{nn::Form::recurrent, "recurrent"}, std::pair{nn::Form::chunk, "chunk"}}) {
+        for (const auto& [form, name] : {std::pair{nn::Form::recurrent, "recurrent"}, std::pair{nn::Form::chunk, "chunk"},
+                                                 std::pair{nn::Form::fused_chunk, "fused_chunk"}}) {
           const auto got = full("input_ids", form);
           if (got.shape() != want.shape()) throw std::runtime_error("golden logits have shape " + shape_string(want.shape()));
           judge(std::string("logits[") + name + "]", got.data(), want.data(), got.numel(), V, false, false);

@@ -50,6 +50,7 @@ TEST_CASE("generate options: a full command line", "[cli]") {
   CHECK(a.form == linattn::nn::Form::chunk);
   CHECK(a.reference);
   CHECK(a.dump_logits == "out.safetensors");
+  CHECK(parse({"--form", "fused_chunk"}).form == linattn::nn::Form::fused_chunk);
   CHECK(parse({"--help"}).help);
   CHECK(parse({"--prompt", "hi"}, false).prompts == std::vector<std::string>{"hi"});
 }

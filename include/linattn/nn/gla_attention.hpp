@@ -106,10 +106,11 @@ class GLAAttention {
     const TensorView<float, 4> o4(o.data(), {1, T, H, V});
     gla::Options opt;
     opt.threads = run.threads;
-    if (run.use_chunk(T))
-      gla::chunk<float>(q4, k4, v4, g4, o4, &state.recurrent, &state.recurrent, opt);
-    else
-      gla::recurrent<float>(q4, k4, v4, g4, o4, &state.recurrent, &state.recurrent, opt);
+    switch (run.form_for(T)) {
+      case Form::chunk: gla::chunk<float>(q4, k4, v4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
+      case Form::fused_chunk: gla::fused_chunk<float>(q4, k4, v4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
+      default: gla::recurrent<float>(q4, k4, v4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
+    }
     output(o, in.g, out, run);
   }
 

@@ -103,10 +103,11 @@ class GSAAttention {
     gsa::Options opt;
     opt.scale = 1.0;  // the layer's scale (SPEC §8.3)
     opt.threads = run.threads;
-    if (run.use_chunk(T))
-      gsa::chunk<float>(q4, k4, v4, s4, g4, o4, &state.recurrent, &state.recurrent, opt);
-    else
-      gsa::recurrent<float>(q4, k4, v4, s4, g4, o4, &state.recurrent, &state.recurrent, opt);
+    switch (run.form_for(T)) {
+      case Form::chunk: gsa::chunk<float>(q4, k4, v4, s4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
+      case Form::fused_chunk: gsa::fused_chunk<float>(q4, k4, v4, s4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
+      default: gsa::recurrent<float>(q4, k4, v4, s4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
+    }
     output(o, out, run);
   }
 

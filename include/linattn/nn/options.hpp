@@ -10,8 +10,10 @@ namespace linattn::nn {
 enum class Arithmetic { integer, reference };
 
 // The recurrence form a token mixer uses over a sequence. `automatic` is upstream's rule
-// (SPEC §8.11): the recurrent kernel for T <= 64, the chunk form beyond. Decode always steps.
-enum class Form { automatic, recurrent, chunk };
+// (SPEC §8.11): the recurrent kernel for T <= 64, the chunk form beyond. `fused_chunk` is the
+// state-in-registers chunk form (gla::fused_chunk, gsa::fused_chunk), the fastest prefill on a
+// CPU. Decode always steps. The element-wise MLGRU mixer has one form whatever is asked.
+enum class Form { automatic, recurrent, chunk, fused_chunk };
 
 inline constexpr index_t kRecurrentUpTo = 64;  // upstream's switch point (fla layers)
 
@@ -20,7 +22,11 @@ struct RunOptions {
   Threads threads;
   Arithmetic arithmetic = Arithmetic::integer;
 
-  bool use_chunk(index_t T) const { return form == Form::chunk || (form == Form::automatic && T > kRecurrentUpTo); }
+  // The form for a sequence of T tokens: never `automatic`.
+  Form form_for(index_t T) const {
+    if (form != Form::automatic) return form;
+    return T > kRecurrentUpTo ? Form::chunk : Form::recurrent;
+  }
 };
 
 }  // namespace linattn::nn
