@@ -27,7 +27,7 @@
 
 #include "common.hpp"
 #include "stream_read.hpp"
-#include "models/any_model.hpp"
+#include "linattn/models/any.hpp"
 
 namespace {
 
@@ -48,7 +48,7 @@ bool env_flag(const char* name, bool fallback) {
 
 struct Loaded {
   std::unique_ptr<io::Checkpoint> ckpt;
-  examples::AnyModel model;
+  models::AnyModel model;
 };
 
 Loaded& model_for(const std::filesystem::path& dir, bool dense) {
@@ -59,10 +59,10 @@ Loaded& model_for(const std::filesystem::path& dir, bool dense) {
     cache.clear();  // one model resident at a time
     Loaded l;
     l.ckpt = std::make_unique<io::Checkpoint>(dir);
-    examples::LoadOptions opt;
+    models::LoadOptions opt;
     opt.threads = Threads{0};  // loading only: each run below passes its own count
     opt.dense_reference = dense;
-    l.model = examples::load_model(*l.ckpt, opt);
+    l.model = models::load_model(*l.ckpt, opt);
     it = cache.emplace(key, std::move(l)).first;
   }
   return it->second;
@@ -90,7 +90,7 @@ template <class Model>
 void model_counters(benchmark::State& state, const Model& m, bool dense) {
   double bytes = static_cast<double>(m.head().weight_bytes());
   for (const auto& b : m.blocks()) bytes += static_cast<double>(b.attn.weight_bytes() + b.mlp.weight_bytes());
-  constexpr bool ternary = std::is_same_v<Model, examples::HGRNBitModel>;
+  constexpr bool ternary = std::is_same_v<Model, models::HGRNBitModel>;
   const double params = ternary ? 4.0 * bytes : bytes / 4.0;
   if (ternary && dense) bytes *= 16.0;
   state.counters["weight_MB"] = bytes / 1e6;

@@ -4,13 +4,14 @@
 #   target_link_libraries(app PRIVATE linattn::linattn)
 #
 # Installed: the headers (include/linattn/**), the exported INTERFACE targets linattn::linattn
-# and linattn::io (component io),
+# linattn::io (component io) and linattn::models (component models, on io),
 # linattnConfig.cmake and linattnConfigVersion.cmake under <datadir>/cmake/linattn (the
 # library is header-only, so the package is architecture independent).
 #
-# Relies on, from the top-level CMakeLists.txt: the INTERFACE targets `linattn`, `linattn_io` and the
+# Relies on, from the top-level CMakeLists.txt: the INTERFACE targets `linattn`, `linattn_io`,
+# `linattn_models` and the
 # variable LINATTN_USES_OPENMP (ON when linattn links OpenMP::OpenMP_CXX), both set before
-# this file is included. Only those two are exported: test/bench/dev targets (Catch2, Google
+# this file is included. Only those three are exported: test/bench/dev targets (Catch2, Google
 # Benchmark, linattn_dev) never are.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
@@ -27,7 +28,7 @@ if(LINATTN_INSTALL)
           FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
 
   # INCLUDES DESTINATION puts <prefix>/include on the imported target's include path.
-  install(TARGETS linattn linattn_io
+  install(TARGETS linattn linattn_io linattn_models
           EXPORT linattnTargets
           INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo command: builds linattn-generate and runs the language models of examples/models.
+# The demo command: builds linattn-generate and runs the language models of include/linattn/models.
 #   1. the tiny upstream GLA, GSA and MatMul-free checkpoints of tests/data (greedy decoding,
 #      which reproduces the tokens flash-linear-attention / matmulfreellm generated);
 #   2. a MatMul-free LM in the released 370M configuration (random weights written by

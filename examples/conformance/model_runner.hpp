@@ -1,13 +1,13 @@
 // Runner for kinds "model.gla", "model.gsa", "model.hgrn_bit": the golden.safetensors of a model
 // folder (tests/data/GOLDEN-README.md, "Model-level folders"). The folder beside it holds the
-// checkpoint; examples/models/golden.hpp runs every check with the README's tolerances.
+// checkpoint; examples/common/golden.hpp runs every check with the README's tolerances.
 #pragma once
 
 #include <cstdio>
 #include <filesystem>
 
 #include "common.hpp"
-#include "models/golden.hpp"
+#include "common/golden.hpp"
 
 namespace conformance {
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "generate/id_list.hpp"
-#include "models/golden.hpp"
+#include "common/golden.hpp"
 
 
 int main(int argc, char** argv) {

@@ -21,7 +21,7 @@
 
 #include "generate/id_list.hpp"
 #include "generate/options.hpp"
-#include "models/any_model.hpp"
+#include "linattn/models/any.hpp"
 #if LINATTN_HAVE_SENTENCEPIECE
 #include "common/tokenizer.hpp"
 #endif
@@ -45,7 +45,7 @@ int run(const Args& args) {
     std::fprintf(stderr, "linattn-generate: --threads %d is more than the %d cores this process may run on; using %d\n",
                  args.threads, linattn::max_threads(), linattn::max_threads());
   io::Checkpoint ckpt(args.model);
-  examples::LoadOptions load;
+  models::LoadOptions load;
   load.threads = Threads{args.threads};
   load.packing = args.packing;
   load.dense_reference = args.reference;
@@ -53,7 +53,7 @@ int run(const Args& args) {
     load.progress = [](index_t done, index_t total) {
       std::cerr << "\rlinattn-generate: loading layer " << done << "/" << total << (done == total ? "\n" : "") << std::flush;
     };
-  examples::AnyModel model = examples::load_model(ckpt, load);
+  models::AnyModel model = models::load_model(ckpt, load);
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto type = ckpt.require<std::string>("model_type");
   std::cerr << "linattn-generate: " << type << " model from " << args.model << " loaded in " << load_s << " s\n";
@@ -111,8 +111,8 @@ int run(const Args& args) {
   gen.max_new_tokens = args.max_new_tokens;
   gen.sampling = args.sampling;
   gen.run = run;
-  // eos_token_id: an id or a list, each an integer of the vocabulary (examples/models/common.hpp).
-  gen.stop_ids = examples::stop_ids(ckpt, std::visit([](const auto& m) { return m.vocab_size(); }, model));
+  // eos_token_id: an id or a list, each an integer of the vocabulary (linattn/models/common.hpp).
+  gen.stop_ids = models::stop_ids(ckpt, std::visit([](const auto& m) { return m.vocab_size(); }, model));
 
 #if LINATTN_HAVE_SENTENCEPIECE
   if (tokenizer) {

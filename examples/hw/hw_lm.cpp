@@ -17,7 +17,7 @@
 #include "core_driver.hpp"
 #include "cycle_model.hpp"
 #include "linattn/fixed/mmf_integer.hpp"
-#include "models/hgrn_bit_lm.hpp"
+#include "linattn/models/hgrn_bit.hpp"
 #include "linattn/io/safetensors.hpp"
 
 namespace {
@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     const std::string dir = argc > 1 ? argv[1] : std::string(LINATTN_SOURCE_DIR) + "/tests/data/model_hgrn_bit";
     const long long proj_lanes = argc > 2 ? std::atoll(argv[2]) : 64;
     const double mhz = argc > 3 ? std::atof(argv[3]) : 100.0;
-    const auto model = linattn::fixed::IntegerModel::from(linattn::examples::load_hgrn_bit(linattn::io::Checkpoint(dir)));
+    const auto model = linattn::fixed::IntegerModel::from(linattn::models::load_hgrn_bit(linattn::io::Checkpoint(dir)));
     const linattn::io::SafeTensorsFile golden(dir + "/golden.safetensors");
     const hw::CoreConfig cfg{16, 64, 256, 2};
     if (model.hidden_size() != cfg.d || model.num_layers() != cfg.layers ||

@@ -51,11 +51,11 @@ function(run_step what)
   endif()
 endfunction()
 
-# Runs the consumer binary wherever the generator put it (bin/ or bin/Release/).
+# Runs the consumer binary wherever the generator put it (bin/ or bin/Release/), with ARGN.
 function(run_consumer_binary build_dir)
   foreach(candidate "${build_dir}/bin/linattn_consumer" "${build_dir}/bin/Release/linattn_consumer")
     if(EXISTS "${candidate}")
-      run_step("run consumer" "${candidate}")
+      run_step("run consumer" "${candidate}" ${ARGN})
       return()
     endif()
   endforeach()
@@ -117,5 +117,9 @@ else()
 endif()
 
 run_step("build consumer" ${CMAKE_COMMAND} --build "${consumer_build}" --config Release -j ${jobs})
-run_consumer_binary("${consumer_build}")
+if(MODE STREQUAL "find_package")
+  run_consumer_binary("${consumer_build}" "${LINATTN_SOURCE_DIR}/tests/data/model_gla")  # + the installed loaders
+else()
+  run_consumer_binary("${consumer_build}")
+endif()
 message(STATUS "[packaging.${MODE}] passed")

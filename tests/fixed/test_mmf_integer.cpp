@@ -10,7 +10,7 @@
 #include <string>
 
 #include "linattn/fixed/mmf_integer.hpp"
-#include "models/hgrn_bit_lm.hpp"
+#include "linattn/models/hgrn_bit.hpp"
 #include "linattn/io/safetensors.hpp"
 
 using linattn::Array;
@@ -129,7 +129,7 @@ TEST_CASE("fixed: bad parameters are rejected with a message", "[fixed]") {
 }
 
 TEST_CASE("fixed: integer-only model against the golden MatMul-free LM logits", "[fixed][golden]") {
-  const auto model = fx::IntegerModel::from(linattn::examples::load_hgrn_bit(linattn::io::Checkpoint(kModel)));
+  const auto model = fx::IntegerModel::from(linattn::models::load_hgrn_bit(linattn::io::Checkpoint(kModel)));
   const linattn::io::SafeTensorsFile golden(kModel + "golden.safetensors");
   const auto ids = golden.read_array<std::int64_t, 2>("input_ids");  // [2, 40]
   const auto logits = golden.read_array<float, 3>("logits");         // [2, 40, 256]

@@ -1,4 +1,4 @@
-// libFuzzer harness: a Hugging Face checkpoint directory through linattn::examples::load_model.
+// libFuzzer harness: a Hugging Face checkpoint directory through linattn::models::load_model.
 // The input is config.json, then (after kFileSeparator) model.safetensors; both are written into
 // a fresh directory, which is loaded and, if it loads, run on two tokens (fuzz_load.hpp). Seeds
 // are micro checkpoints of the three families (linattn-fuzz-seeds).

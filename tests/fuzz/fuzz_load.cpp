@@ -6,16 +6,16 @@
 #include <variant>
 #include <vector>
 
-#include "models/any_model.hpp"
+#include "linattn/models/any.hpp"
 
 namespace linattn::fuzz {
 
 void load_and_run(const std::filesystem::path& dir) {
   try {
     const io::Checkpoint ckpt(dir);
-    examples::LoadOptions load;
+    models::LoadOptions load;
     load.threads = Threads{1};
-    const examples::AnyModel any = examples::load_model(ckpt, load);
+    const models::AnyModel any = models::load_model(ckpt, load);
     std::visit(
         [](const auto& model) {
           const index_t V = model.vocab_size();

@@ -1,5 +1,5 @@
 // libFuzzer harness: a sharded checkpoint (model.safetensors.index.json and its shards) through
-// linattn::examples::load_model. The input is config.json, the index, then the shards, split at
+// linattn::models::load_model. The input is config.json, the index, then the shards, split at
 // kFileSeparator; shard i of n is written as model-0000i-of-0000n.safetensors (the names
 // upstream and linattn-make-checkpoint use; an index naming other files names missing ones).
 #include <cstdint>

@@ -9,7 +9,7 @@
 
 #include "make_checkpoint/checkpoint_maker.hpp"
 #include "support/temp_dir.hpp"
-#include "models/any_model.hpp"
+#include "linattn/models/any.hpp"
 
 namespace model_tests {
 

@@ -35,7 +35,7 @@ TEST_CASE("Models: prefill + decode steps equal one full pass; caches are values
     SECTION(name_of(f)) {
       TempDir dir("inv-" + name_of(f));
       write_tiny_checkpoint(f, 21, with_conv, dir.path());
-      const auto any = linattn::examples::load_model(linattn::io::Checkpoint(dir.path()));
+      const auto any = linattn::models::load_model(linattn::io::Checkpoint(dir.path()));
       std::visit(
           [&](const auto& model) {
             const index_t P = 70, S = 6, V = model.vocab_size();
@@ -72,7 +72,7 @@ TEST_CASE("Models: a batch of prompts of different lengths generates what each g
     SECTION(name_of(f)) {
       TempDir dir("batch-" + name_of(f));
       write_tiny_checkpoint(f, 21, with_conv, dir.path());
-      const auto any = linattn::examples::load_model(linattn::io::Checkpoint(dir.path()));
+      const auto any = linattn::models::load_model(linattn::io::Checkpoint(dir.path()));
       std::visit(
           [&](const auto& model) {
             const std::vector<std::vector<std::int64_t>> prompts{token_ids(3, 256, 1), token_ids(70, 256, 2),
@@ -134,7 +134,7 @@ void edit_config(const std::filesystem::path& dir, const std::string& field, con
 
 std::string load_error(const std::filesystem::path& dir) {
   try {
-    linattn::examples::load_model(linattn::io::Checkpoint(dir));
+    linattn::models::load_model(linattn::io::Checkpoint(dir));
   } catch (const std::exception& e) {
     return e.what();
   }
@@ -210,7 +210,7 @@ TEST_CASE("Model loader: clear errors for bad checkpoints", "[models][errors]") 
   spec.shards = 1;
 
   fresh();
-  const auto model = linattn::examples::load_gla(linattn::io::Checkpoint(dir.path()));
+  const auto model = linattn::models::load_gla(linattn::io::Checkpoint(dir.path()));
   auto cache = model.new_cache();
   Array<float, 2> logits(Shape<2>{1, model.vocab_size()});
   const std::vector<std::int64_t> bad{5, 256};
@@ -246,7 +246,7 @@ TEST_CASE("Model loader: hostile files (FIFOs, deep JSON) and a checkpoint share
   std::vector<std::thread> loaders;
   for (int t = 0; t < 2; ++t)
     loaders.emplace_back([&] {
-      for (int r = 0; r < 20; ++r) (void)linattn::examples::load_model(ckpt);
+      for (int r = 0; r < 20; ++r) (void)linattn::models::load_model(ckpt);
     });
   for (auto& th : loaders) th.join();
   CHECK(ckpt.unused_keys().empty());
@@ -337,11 +337,11 @@ TEST_CASE("Model loader: config values no model could use are named, never wrapp
       fresh();
       edit_config(dir.path(), "eos_token_id", nlohmann::json::parse(eos));
       const linattn::io::Checkpoint ckpt(dir.path());
-      CHECK_THROWS_WITH(linattn::examples::stop_ids(ckpt, 256), Contains("eos_token_id"));
+      CHECK_THROWS_WITH(linattn::models::stop_ids(ckpt, 256), Contains("eos_token_id"));
     }
     fresh();
     edit_config(dir.path(), "eos_token_id", nlohmann::json::parse("[2, 0]"));
-    CHECK(linattn::examples::stop_ids(linattn::io::Checkpoint(dir.path()), 256) == std::vector<std::int64_t>{2, 0});
+    CHECK(linattn::models::stop_ids(linattn::io::Checkpoint(dir.path()), 256) == std::vector<std::int64_t>{2, 0});
   }
 }
 

@@ -26,7 +26,7 @@ void check_against_reference(const OptionCase& c) {
   TempDir dir(c.name);
   const CheckpointSpec spec = write_tiny_checkpoint(c.family, 11, c.tweak, dir.path());
   const linattn::io::Checkpoint ckpt(dir.path());
-  const auto any = linattn::examples::load_model(ckpt);
+  const auto any = linattn::models::load_model(ckpt);
   const auto ids = token_ids(70, spec.vocab_size, 3);
   const auto ref = linattn::testing::ReferenceModel(ckpt).forward(ids);
   std::vector<float> want;
@@ -108,10 +108,10 @@ TEST_CASE("MatMul-free LM options: integer path vs float path, 2-bit vs 1.6-bit"
       TempDir dir(c.name);
       const CheckpointSpec spec = write_tiny_checkpoint(c.family, 5, c.tweak, dir.path());
       const linattn::io::Checkpoint ckpt(dir.path());
-      const auto two = linattn::examples::load_hgrn_bit(ckpt);
-      linattn::examples::LoadOptions base3;
+      const auto two = linattn::models::load_hgrn_bit(ckpt);
+      linattn::models::LoadOptions base3;
       base3.packing = linattn::ternary::Packing::base3;
-      const auto one_six = linattn::examples::load_hgrn_bit(linattn::io::Checkpoint(dir.path()), base3);
+      const auto one_six = linattn::models::load_hgrn_bit(linattn::io::Checkpoint(dir.path()), base3);
       const auto ids = token_ids(70, spec.vocab_size, 4);
       const auto a = full_logits(two, ids);
       // Same ternary codes, other packing: the integer sums, hence the logits, are identical.

@@ -310,7 +310,7 @@ class IntegerModel {
  public:
   using State = std::vector<std::vector<std::int32_t>>;  // [L][d] MLGRU states
 
-  // The integer form of a loaded MatMul-free LM (examples/models/hgrn_bit_lm.hpp builds one from
+  // The integer form of a loaded MatMul-free LM (linattn/models/hgrn_bit.hpp loads one from
   // any HGRNBit checkpoint): its packed weights, norms and lower bounds, converted to the fixed-
   // point formats above; the embeddings stay shared float (looked up on the host).
   static IntegerModel from(const lm::CausalLM<nn::MLGRU, nn::GLU, lm::BitLinearHead>& model) {

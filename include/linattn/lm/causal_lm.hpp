@@ -4,7 +4,7 @@
 //   r = h;  a = mixer(RMSNorm(h)·w_attn);  r = a + r;  h = r + mlp(RMSNorm(r)·w_mlp)
 //
 // The block is generic over its token mixer (GLA, GSA, MLGRU), channel mixer (GatedMLP, GLU)
-// and head (dense or BitLinear); the families in examples/models choose them and load the
+// and head (dense or BitLinear); the families of linattn/models/ choose them and load the
 // weights. A Cache is the whole recurrent state of one sequence: a value, so copying it
 // snapshots a conversation and assigning it back restores it.
 //

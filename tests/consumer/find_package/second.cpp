@@ -3,9 +3,8 @@
 #include <linattn/core/threading.hpp>
 #include <linattn/core/tensor.hpp>
 #include <linattn/core/check.hpp>
-#if __has_include(<linattn/linattn.hpp>)
+#include <linattn/models/any.hpp>
 #include <linattn/linattn.hpp>
-#endif
 
 #include <atomic>
 

@@ -1,13 +1,14 @@
 // fla's GLAForCausalLM (SPEC §5.1, §6) assembled from linattn's layers.
 #pragma once
 
-#include "models/common.hpp"
+#include "linattn/models/common.hpp"
 
-namespace linattn::examples {
+namespace linattn::models {
 
 using GLAModel = lm::CausalLM<nn::GLAAttention, nn::GatedMLP, lm::DenseHead>;
 
 inline GLAModel load_gla(const io::Checkpoint& ckpt, const LoadOptions& options = {}) {
+  using namespace detail;
   const ConfigReader cfg{ckpt};
   const DenseLMShape s = read_dense_lm_shape(cfg, "gla", 0.5);
   cfg.expect_one_of("attn_mode", "chunk", {"chunk", "fused_recurrent", "fused_chunk"});
@@ -54,4 +55,4 @@ inline GLAModel load_gla(const io::Checkpoint& ckpt, const LoadOptions& options 
   });
 }
 
-}  // namespace linattn::examples
+}  // namespace linattn::models

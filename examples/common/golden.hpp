@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "models/any_model.hpp"
+#include "linattn/models/any.hpp"
 
 namespace linattn::examples {
 
@@ -64,10 +64,10 @@ inline std::string fmt(double v) {
 inline std::vector<GoldenResult> check_golden_model(const std::filesystem::path& dir, Threads threads = {}) {
   const io::Checkpoint ckpt(dir);
   const io::SafeTensorsFile golden(dir / "golden.safetensors");
-  LoadOptions load;
+  models::LoadOptions load;
   load.threads = threads;
-  const AnyModel any = load_model(ckpt, load);
-  const bool ternary_model = std::holds_alternative<HGRNBitModel>(any);
+  const models::AnyModel any = models::load_model(ckpt, load);
+  const bool ternary_model = std::holds_alternative<models::HGRNBitModel>(any);
   std::vector<GoldenResult> out;
 
   // Judges a comparison by the model's tolerance class; `loose` is logits_long.

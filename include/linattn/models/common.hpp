@@ -1,5 +1,6 @@
-// What the three model families share when they load a Hugging Face checkpoint: options,
-// config validation, norms, dense projections and the gated MLP in both key layouts.
+// What the three model families share when they load a Hugging Face checkpoint: the load options
+// and stop ids (public), and in detail:: config validation, norms, dense projections and the gated
+// MLP in both key layouts.
 #pragma once
 
 #include <functional>
@@ -9,7 +10,7 @@
 
 #include "linattn/linattn.hpp"
 
-namespace linattn::examples {
+namespace linattn::models {
 
 struct LoadOptions {
   Threads threads;                                    // every projection and recurrence
@@ -17,6 +18,27 @@ struct LoadOptions {
   bool dense_reference = false;  // MatMul-free LM: also keep float γ·W_q for the reference path (16× the memory)
   std::function<void(index_t, index_t)> progress;  // (layers loaded, layers in all), after each layer
 };
+
+// The ids that end a generation: config.json eos_token_id, an id or a list of ids, each in
+// [0, vocab); none when the config has none.
+inline std::vector<std::int64_t> stop_ids(const io::Checkpoint& ckpt, index_t vocab) {
+  std::vector<std::int64_t> ids;
+  if (!ckpt.has("eos_token_id")) return ids;
+  const auto& eos = ckpt.config()["eos_token_id"];
+  for (const auto& e : eos.is_array() ? eos : nlohmann::json::array({eos})) {
+    // Integers only (2.7 is not an id, and a float-to-integer conversion would truncate it).
+    const bool in_vocab = e.is_number_unsigned() ? e.get<std::uint64_t>() < static_cast<std::uint64_t>(vocab)
+                                                 : false;  // negative, fractional or not a number
+    if (!in_vocab)
+      ckpt.fail("config.json \"eos_token_id\" " + io::detail::json_excerpt(e) + " is not an id of the vocabulary [0, " +
+                std::to_string(vocab) + ")");
+    ids.push_back(static_cast<std::int64_t>(e.get<std::uint64_t>()));
+  }
+  return ids;
+}
+
+// What the loaders share; not part of the API.
+namespace detail {
 
 // Reads config fields and fails naming the field for values the model cannot honour.
 struct ConfigReader {
@@ -80,24 +102,6 @@ struct ConfigReader {
     return v;
   }
 };
-
-// The ids that end a generation: config.json eos_token_id, an id or a list of ids, each in
-// [0, vocab); none when the config has none.
-inline std::vector<std::int64_t> stop_ids(const io::Checkpoint& ckpt, index_t vocab) {
-  std::vector<std::int64_t> ids;
-  if (!ckpt.has("eos_token_id")) return ids;
-  const auto& eos = ckpt.config()["eos_token_id"];
-  for (const auto& e : eos.is_array() ? eos : nlohmann::json::array({eos})) {
-    // Integers only (2.7 is not an id, and a float-to-integer conversion would truncate it).
-    const bool in_vocab = e.is_number_unsigned() ? e.get<std::uint64_t>() < static_cast<std::uint64_t>(vocab)
-                                                 : false;  // negative, fractional or not a number
-    if (!in_vocab)
-      ckpt.fail("config.json \"eos_token_id\" " + io::detail::json_excerpt(e) + " is not an id of the vocabulary [0, " +
-                std::to_string(vocab) + ")");
-    ids.push_back(static_cast<std::int64_t>(e.get<std::uint64_t>()));
-  }
-  return ids;
-}
 
 inline std::vector<float> load_norm(const io::Checkpoint& ckpt, const std::string& key, index_t n) {
   return ckpt.vector(key, n);
@@ -226,4 +230,5 @@ Model load_dense_lm(const io::Checkpoint& ckpt, const DenseLMShape& s, const Loa
   return Model(embeddings, std::move(blocks), std::move(norm), std::move(head), s.norm_eps);
 }
 
-}  // namespace linattn::examples
+}  // namespace detail
+}  // namespace linattn::models

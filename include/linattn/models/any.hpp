@@ -4,11 +4,11 @@
 #include <filesystem>
 #include <variant>
 
-#include "models/gla_lm.hpp"
-#include "models/gsa_lm.hpp"
-#include "models/hgrn_bit_lm.hpp"
+#include "linattn/models/gla.hpp"
+#include "linattn/models/gsa.hpp"
+#include "linattn/models/hgrn_bit.hpp"
 
-namespace linattn::examples {
+namespace linattn::models {
 
 using AnyModel = std::variant<GLAModel, GSAModel, HGRNBitModel>;
 
@@ -20,4 +20,4 @@ inline AnyModel load_model(const io::Checkpoint& ckpt, const LoadOptions& option
   ckpt.fail("config.json model_type \"" + type + "\" is not one of: gla, gsa, hgrn_bit");
 }
 
-}  // namespace linattn::examples
+}  // namespace linattn::models

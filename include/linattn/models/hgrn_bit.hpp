@@ -5,11 +5,13 @@
 
 #include <cmath>
 
-#include "models/common.hpp"
+#include "linattn/models/common.hpp"
 
-namespace linattn::examples {
+namespace linattn::models {
 
 using HGRNBitModel = lm::CausalLM<nn::MLGRU, nn::GLU, lm::BitLinearHead>;
+
+namespace detail {
 
 // lb = cumsum(softmax(lower_bounds, over layers)) − P_0 (SPEC §6): lb_0 = 0, lb_l = Σ_{i=1..l} P_i.
 inline std::vector<std::vector<float>> lower_bounds(const io::FloatTensor& raw) {
@@ -28,7 +30,10 @@ inline std::vector<std::vector<float>> lower_bounds(const io::FloatTensor& raw) 
   return lb;
 }
 
+}  // namespace detail
+
 inline HGRNBitModel load_hgrn_bit(const io::Checkpoint& ckpt, const LoadOptions& options = {}) {
+  using namespace detail;
   const ConfigReader cfg{ckpt};
   cfg.expect_model_type("hgrn_bit");
   expect_swish(cfg);
@@ -79,4 +84,4 @@ inline HGRNBitModel load_hgrn_bit(const io::Checkpoint& ckpt, const LoadOptions&
   return HGRNBitModel(embeddings, std::move(blocks), std::move(norm), std::move(head), eps);
 }
 
-}  // namespace linattn::examples
+}  // namespace linattn::models

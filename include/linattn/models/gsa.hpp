@@ -1,13 +1,14 @@
 // fla's GSAForCausalLM (SPEC §5.2, §6) assembled from linattn's layers.
 #pragma once
 
-#include "models/common.hpp"
+#include "linattn/models/common.hpp"
 
-namespace linattn::examples {
+namespace linattn::models {
 
 using GSAModel = lm::CausalLM<nn::GSAAttention, nn::GatedMLP, lm::DenseHead>;
 
 inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& options = {}) {
+  using namespace detail;
   const ConfigReader cfg{ckpt};
   const DenseLMShape s = read_dense_lm_shape(cfg, "gsa", 1.0);
   if (s.heads * s.head_v != s.hidden)
@@ -48,4 +49,4 @@ inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& options 
   });
 }
 
-}  // namespace linattn::examples
+}  // namespace linattn::models
