@@ -20,6 +20,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <map>
 #include <memory>
 #include <string>
@@ -69,10 +70,10 @@ Loaded& model_for(const std::filesystem::path& dir, bool dense) {
 }
 
 // LINATTN_BENCH_FORM: the prefill form, auto (default), recurrent or chunk.
-nn::Form form_from_env() {
+std::optional<nn::Form> form_from_env() {
   const char* v = std::getenv("LINATTN_BENCH_FORM");
   const std::string f = v ? v : "auto";
-  return f == "recurrent" ? nn::Form::recurrent : f == "chunk" ? nn::Form::chunk : nn::Form::automatic;
+  return f == "recurrent" ? nn::Form::recurrent : f == "chunk" ? nn::Form::chunk : std::optional<nn::Form>{};
 }
 
 nn::RunOptions run_options(bool dense, int threads) {

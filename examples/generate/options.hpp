@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -43,7 +44,7 @@ struct GenerateOptions {
   lm::SamplingOptions sampling;
   int threads = 0;
   ternary::Packing packing = ternary::Packing::bits2;
-  nn::Form form = nn::Form::automatic;
+  std::optional<nn::Form> form;  // none: automatic
   bool reference = false;
   std::string dump_logits;
 };
@@ -136,7 +137,7 @@ inline GenerateOptions parse_generate_options(const std::vector<std::string>& ar
       else if (v == "1.6") a.packing = ternary::Packing::base3;
       else throw UsageError("--packing must be 2 or 1.6, got \"" + v + "\"");
     } else if (flag == "--form") {
-      if (v == "auto") a.form = nn::Form::automatic;
+      if (v == "auto") a.form = std::nullopt;
       else if (v == "chunk") a.form = nn::Form::chunk;
       else if (v == "fused_chunk") a.form = nn::Form::fused_chunk;
       else if (v == "recurrent") a.form = nn::Form::recurrent;

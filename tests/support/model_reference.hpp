@@ -1,6 +1,7 @@
 // A float64, token-by-token transcription of SPEC §5.0–5.2 and §6 for the GLA and GSA models,
 // reading the checkpoint by its upstream key names. Written for clarity, not speed: the tests
-// compare every config option of the library's models against it.
+// compare every config option of the library's models (and each layer: attention, gated MLP,
+// short convolution) against it.
 #pragma once
 
 #include <cmath>
@@ -54,7 +55,7 @@ class ReferenceModel {
     return matmul(x, ck_.contains("lm_head.weight") ? mat("lm_head.weight") : emb);
   }
 
- private:
+ // The pieces, public for the layer tests (tests/models/test_layers.cpp): x [T][in] rows.
   static double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
   static double silu(double x) { return x * sigmoid(x); }
   static double logsigmoid(double x) { return -std::log1p(std::exp(-x)); }
@@ -154,6 +155,9 @@ class ReferenceModel {
     return {out[0], out[1], out[2]};
   }
 
+  // The token mixer of attention prefix p ("model.layers.i.attn.").
+  Mat attention(const Mat& x, const std::string& p) const { return type_ == "gla" ? gla(x, p) : gsa(x, p); }
+
   Mat gla(const Mat& x, const std::string& p) const {
     auto [q, k, v] = qkv(x, p);
     Mat gk = matmul(matmul(x, mat(p + "gk_proj.0.weight")), mat(p + "gk_proj.1.weight"));
@@ -246,6 +250,7 @@ class ReferenceModel {
     return matmul(rms(o, gw, 1e-5), mat(p + "o_proj.weight"));
   }
 
+ private:
   const io::Checkpoint& ck_;
   std::string type_, fm_;
   index_t D_ = 0, L_ = 0, H_ = 0, Hkv_ = 0, K_ = 0, V_ = 0, M_ = 0, W_ = 4;

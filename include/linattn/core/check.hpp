@@ -10,6 +10,12 @@
 
 namespace linattn::detail {
 
+// false, but only once T is known: `static_assert(dependent_false<T>, "...")` in the last branch
+// of an `if constexpr` chain turns an unmatched combination into a compile error that reads as a
+// sentence, and only when that branch is instantiated.
+template <class...>
+inline constexpr bool dependent_false = false;
+
 [[noreturn]] inline void fail(std::string_view where, const std::string& what) {
   throw std::invalid_argument(std::string(where) + ": " + what);
 }

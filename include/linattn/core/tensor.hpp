@@ -137,6 +137,12 @@ class TensorView {
   Shape<R> strides_{};
 };
 
+// An input of an op: a read-only view whose element type is not deduced from it, so that the
+// op's T comes from its output view alone and an input of another element type fails to bind
+// instead of deducing a conflicting T.
+template <class T, std::size_t R>
+using in = std::type_identity_t<TensorView<const T, R>>;
+
 template <class T, std::size_t R>
 TensorView(T*, const Shape<R>&) -> TensorView<T, R>;
 

@@ -188,6 +188,16 @@ inline DenseLMShape read_dense_lm_shape(const ConfigReader& cfg, const std::stri
   return s;
 }
 
+// The sizes every attention config (GLAAttentionConfig, GSAAttentionConfig) takes from the model's.
+template <class AttentionConfig>
+void set_attention_sizes(AttentionConfig& a, const DenseLMShape& s) {
+  a.hidden_size = s.hidden;
+  a.num_heads = s.heads;
+  a.num_kv_heads = s.kv_heads;
+  a.head_k_dim = s.head_k;
+  a.head_v_dim = s.head_v;
+}
+
 // q, k, v projections of attention prefix `at` ("model.layers.i.attn."), with their
 // convolutions (and conv biases, if the checkpoint has them) when s.conv_width > 0.
 inline nn::QKVProjection load_qkv(const io::Checkpoint& ckpt, const std::string& at, const DenseLMShape& s) {

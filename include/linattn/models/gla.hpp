@@ -16,11 +16,7 @@ inline GLAModel load_gla(const io::Checkpoint& ckpt, const LoadOptions& options 
     ckpt.fail("config.json use_gk = false or use_gv = true is not supported (GLA models gate keys only)");
 
   nn::GLAAttentionConfig a;
-  a.hidden_size = s.hidden;
-  a.num_heads = s.heads;
-  a.num_kv_heads = s.kv_heads;
-  a.head_k_dim = s.head_k;
-  a.head_v_dim = s.head_v;
+  set_attention_sizes(a, s);
   a.use_output_gate = ckpt.get<bool>("use_output_gate", true);
   if (ckpt.has("clamp_min")) {
     a.clamp_min = ckpt.get<float>("clamp_min", 0.0f);

@@ -15,11 +15,7 @@ inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& options 
     ckpt.fail("config.json expand_v must give value_dim = hidden_size (the output norm is [hidden_size], SPEC §8.12)");
 
   nn::GSAAttentionConfig a;
-  a.hidden_size = s.hidden;
-  a.num_heads = s.heads;
-  a.num_kv_heads = s.kv_heads;
-  a.head_k_dim = s.head_k;
-  a.head_v_dim = s.head_v;
+  set_attention_sizes(a, s);
   a.num_slots = cfg.positive("num_slots", s.head_k);
   // Upstream uses 8 or 16; beyond 10^4 every gate is 1 to float precision.
   a.gate_logit_normalizer = static_cast<float>(cfg.positive_real("gate_logit_normalizer", 8.0, 1e4));

@@ -109,7 +109,7 @@ class GLAAttention {
     switch (run.form_for(T)) {
       case Form::chunk: gla::chunk<float>(q4, k4, v4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
       case Form::fused_chunk: gla::fused_chunk<float>(q4, k4, v4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
-      default: gla::recurrent<float>(q4, k4, v4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
+      case Form::recurrent: gla::recurrent<float>(q4, k4, v4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
     }
     output(o, in.g, out, run);
   }

@@ -106,7 +106,7 @@ class GSAAttention {
     switch (run.form_for(T)) {
       case Form::chunk: gsa::chunk<float>(q4, k4, v4, s4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
       case Form::fused_chunk: gsa::fused_chunk<float>(q4, k4, v4, s4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
-      default: gsa::recurrent<float>(q4, k4, v4, s4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
+      case Form::recurrent: gsa::recurrent<float>(q4, k4, v4, s4, g4, o4, &state.recurrent, &state.recurrent, opt); break;
     }
     output(o, out, run);
   }

@@ -32,6 +32,7 @@
 
 #include "linattn/core/check.hpp"
 #include "linattn/core/math.hpp"
+#include "linattn/core/portable.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 
@@ -56,6 +57,11 @@ struct HeadSlice {
   index_t len = 0, K = 0, V = 0;
   GateSpace gate_space = GateSpace::log;
 };
+
+}  // namespace linattn::detail
+
+// The kernels, named after the path and target they are compiled for (core/portable.hpp).
+namespace linattn::detail::inline LINATTN_RECURRENCE_ISA {
 
 template <class Acc>
 using RowMatrix = Eigen::Matrix<Acc, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -200,7 +206,7 @@ struct RecurrentWorkspace {
   std::vector<Acc> a;      // [TB, Kp or Vp] decays of the gated axis (the K = 1 path: [V])
 };
 
-#if defined(__GNUC__)
+#if defined(LINATTN_RECURRENCE_VECTOR)
 // A 512-bit vector of Acc (GCC/Clang vector extension; the compiler lowers it to whatever
 // the target has, down to scalar code), in two spellings: Vec512 for values (registers and local
 // arrays, naturally aligned) and Vec512Mem for memory, whose aligned(sizeof(Acc)) permits
@@ -220,7 +226,7 @@ template <class Acc>
 using Vec512Mem = typename Vec512Type<Acc>::memory;
 #endif
 
-#if defined(__GNUC__)
+#if defined(LINATTN_RECURRENCE_VECTOR)
 // A state tile of KB rows × NV vectors, moved between memory (leading dimension ld) and registers.
 // The casts name Vec512Mem<Acc>: the tiles are not 64-byte aligned.
 template <class Acc, class Vec, std::size_t KB, std::size_t NV>
@@ -259,7 +265,7 @@ inline void recurrent_tile(Acc* __restrict state_tile, index_t state_ld, const A
                            const Acc* __restrict v, const Acc* __restrict av, Acc* __restrict o,
                            index_t vld, index_t steps) {
   constexpr index_t KB = RecurrentTiles<Acc>::kKeyTile;
-#if defined(__GNUC__)
+#if defined(LINATTN_RECURRENCE_VECTOR)
   using Vec = Vec512<Acc>;
   constexpr index_t W = 64 / sizeof(Acc);
   constexpr index_t NV = RecurrentTiles<Acc>::kValueTile / W;  // vectors per tile row
@@ -414,7 +420,7 @@ inline void fused_tile(Acc* __restrict state_tile, index_t state_ld, const Acc* 
                        const Acc* __restrict v, index_t vld, Acc* __restrict o, index_t groups) {
   constexpr index_t G = FusedTiles<Acc>::kGroup;
   constexpr index_t KB = FusedTiles<Acc>::kKeyTile;
-#if defined(__GNUC__)
+#if defined(LINATTN_RECURRENCE_VECTOR)
   using Vec = Vec512<Acc>;
   constexpr index_t W = 64 / sizeof(Acc);
   constexpr index_t NV = FusedTiles<Acc>::kValueTile / W;
@@ -597,7 +603,7 @@ inline void step_columns(Acc* __restrict S, index_t K, index_t V, index_t j0, co
                          Acc* __restrict out) {
   constexpr index_t W = 64 / sizeof(Acc);
   constexpr index_t NV = kStepVectors;
-#if defined(__GNUC__)
+#if defined(LINATTN_RECURRENCE_VECTOR)
   using Vec = Vec512<Acc>;
   if (j0 + NV * W <= V) {
     Vec vv[NV], d[NV], acc0[NV], acc1[NV];
@@ -658,14 +664,14 @@ inline void step_columns(Acc* __restrict S, index_t K, index_t V, index_t j0, co
 template <GateAxis axis, class Acc, class Q, class KT, class VT, class GT, class O>
 void step_head(const Q* q, const KT* k, const VT* v, const GT* g, O* o, Acc* S, index_t K, index_t V,
                Acc scale, std::vector<Acc>& scratch, GateSpace space = GateSpace::log) {
-  const index_t G = axis == GateAxis::key ? K : V;
-  scratch.resize(static_cast<std::size_t>(G + 2 * K + 2 * V));
+  const index_t Dn = axis == GateAxis::key ? K : V;  // the gated dimension
+  scratch.resize(static_cast<std::size_t>(Dn + 2 * K + 2 * V));
   Acc* a = scratch.data();
-  Acc* qs = a + G;
+  Acc* qs = a + Dn;
   Acc* ks = qs + K;
   Acc* vs = ks + K;
   Acc* acc = vs + V;
-  load_decay(a, G, g, G, 1, G, space);
+  load_decay(a, Dn, g, Dn, 1, Dn, space);
   for (index_t i = 0; i < K; ++i) qs[i] = static_cast<Acc>(q[i]) * scale;
   for (index_t i = 0; i < K; ++i) ks[i] = static_cast<Acc>(k[i]);
   for (index_t j = 0; j < V; ++j) vs[j] = static_cast<Acc>(v[j]);
@@ -674,4 +680,4 @@ void step_head(const Q* q, const KT* k, const VT* v, const GT* g, O* o, Acc* S, 
   for (index_t j = 0; j < V; ++j) o[j] = static_cast<O>(acc[j]);
 }
 
-}  // namespace linattn::detail
+}  // namespace linattn::detail::inline LINATTN_RECURRENCE_ISA

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "linattn/core/check.hpp"
+#include "linattn/core/form.hpp"
 #include "linattn/core/state.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
@@ -60,15 +61,11 @@ struct ChunkStates {
   std::size_t bytes() const { return data.size() * sizeof(value_type); }
 };
 
-// Inputs are deduced from the output view: `in<T>` is a non-deduced const view.
-template <class T>
-using in = std::type_identity_t<TensorView<const T, 4>>;
-
 namespace detail {
 
 using linattn::detail::GateAxis;
 
-enum class Form { recurrent, chunk, fused_chunk };
+using linattn::Form;  // core/form.hpp
 
 struct Dims {
   index_t B, T, H, K, V;
@@ -196,7 +193,7 @@ void forward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Tens
 
 // Token-by-token reference form.
 template <class T>
-void recurrent(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
+void recurrent(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, TensorView<T, 4> o,
                const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
                const Options& options = {}) {
   detail::forward(detail::Form::recurrent, q, k, v, gk, o, initial_state, final_state, options);
@@ -204,7 +201,7 @@ void recurrent(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
 
 // Chunk-parallel form (matrix products over chunks of options.chunk_size rows).
 template <class T>
-void chunk(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
+void chunk(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, TensorView<T, 4> o,
            const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
            const Options& options = {}) {
   detail::forward(detail::Form::chunk, q, k, v, gk, o, initial_state, final_state, options);
@@ -213,7 +210,7 @@ void chunk(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
 // The chunk forward of a training step: gla::chunk, and `saved` receives the chunk states that
 // chunk_backward then reads instead of recomputing them (see ChunkStates for their size).
 template <class T>
-void chunk_train(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o, const State<T>* initial_state,
+void chunk_train(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, TensorView<T, 4> o, const State<T>* initial_state,
                  State<T>* final_state, ChunkStates<T>& saved, const Options& options = {}) {
   detail::forward(detail::Form::chunk, q, k, v, gk, o, initial_state, final_state, options, &saved);
 }
@@ -222,10 +219,24 @@ void chunk_train(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o, const 
 // (upstream's non-materialised "fused_chunk" algorithm, SPEC §2). The fastest form for
 // prefill on a CPU; options.chunk_size does not apply.
 template <class T>
-void fused_chunk(in<T> q, in<T> k, in<T> v, in<T> gk, TensorView<T, 4> o,
+void fused_chunk(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, TensorView<T, 4> o,
                  const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
                  const Options& options = {}) {
   detail::forward(detail::Form::fused_chunk, q, k, v, gk, o, initial_state, final_state, options);
+}
+
+// The form named by a tag (core/form.hpp): gla::forward(form::chunk, q, k, v, gk, o, ...) is
+// gla::chunk(q, k, v, gk, o, ...), for code that chooses the form in a template parameter.
+template <class F, class T>
+void forward(F, in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, TensorView<T, 4> o, const State<T>* initial_state = nullptr,
+             State<T>* final_state = nullptr, const Options& options = {}) {
+  if constexpr (std::is_same_v<F, form::recurrent_t> || std::is_same_v<F, form::chunk_t> ||
+                std::is_same_v<F, form::fused_chunk_t>)
+    detail::forward(F::value, q, k, v, gk, o, initial_state, final_state, options);
+  else
+    static_assert(linattn::detail::dependent_false<F>,
+                  "linattn::gla::forward: the first argument is not a form of linattn::gla "
+                  "(form::recurrent, form::chunk or form::fused_chunk)");
 }
 
 // Gradients of L = Σ o ⊙ do + Σ S_T ⊙ dht (SPEC §9.1) with respect to every input of the
@@ -327,7 +338,7 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
 // accumulators. Parallel over (sequence, head); each item is computed the same way whatever
 // the thread count, so gradients are identical for any options.threads.
 template <class T>
-void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,
+void recurrent_backward(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, in<T, 4> dout, const State<T>* initial_state,
                         const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
   detail::backward(detail::Form::recurrent, q, k, v, gk, dout, initial_state, dht, grads, opt);
 }
@@ -343,7 +354,7 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const S
 //                     in-place prefill (initial_state == final_state) loses nothing.
 // Both give the same gradients (to rounding); they are identical for any options.threads.
 template <class T>
-void chunk_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,
+void chunk_backward(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, in<T, 4> dout, const State<T>* initial_state,
                     const State<T>* dht, const Gradients<T>& grads, const Options& opt = {},
                     const ChunkStates<T>* saved = nullptr) {
   detail::backward(detail::Form::chunk, q, k, v, gk, dout, initial_state, dht, grads, opt, saved);
@@ -351,7 +362,7 @@ void chunk_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State
 
 // The fused chunk form's backward is the chunk form's (the gradients of the same function).
 template <class T>
-void fused_chunk_backward(in<T> q, in<T> k, in<T> v, in<T> gk, in<T> dout, const State<T>* initial_state,
+void fused_chunk_backward(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, in<T, 4> dout, const State<T>* initial_state,
                           const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
   detail::backward(detail::Form::chunk, q, k, v, gk, dout, initial_state, dht, grads, opt);
 }
@@ -364,8 +375,8 @@ struct StepOptions {
 // One decode step for every sequence and head, updating `state` in place:
 //   q, k, gk [N, H, K]   v, o [N, H, V]   state [N, H, K, V]
 template <class T>
-void step(std::type_identity_t<TensorView<const T, 3>> q, std::type_identity_t<TensorView<const T, 3>> k,
-          std::type_identity_t<TensorView<const T, 3>> v, std::type_identity_t<TensorView<const T, 3>> gk,
+void step(in<T, 3> q, in<T, 3> k,
+          in<T, 3> v, in<T, 3> gk,
           TensorView<T, 3> o, State<T>& state, const StepOptions& options = {}) {
   using Acc = acc_t<T>;
   using linattn::detail::check_inner_contiguous;

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "linattn/core/check.hpp"
+#include "linattn/core/form.hpp"
 #include "linattn/core/math.hpp"
 #include "linattn/core/state.hpp"
 #include "linattn/core/tensor.hpp"
@@ -78,15 +79,12 @@ struct StepOptions {
   Threads threads;
 };
 
-template <class T>
-using in = std::type_identity_t<TensorView<const T, 4>>;
-
 namespace detail {
 
 using linattn::detail::GateAxis;
 using linattn::detail::HeadSlice;
 
-enum class Form { recurrent, chunk, fused_chunk };
+using linattn::Form;  // core/form.hpp
 
 struct Dims {
   index_t B, T, HQ, H, G, K, V, M;
@@ -334,7 +332,7 @@ void read_state(const X* x, const Acc* S, index_t rows, index_t cols, Acc scale,
 
 // Token-by-token reference form. g may be an empty view (softmax-over-time fallback).
 template <class T>
-void recurrent(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o,
+void recurrent(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> s, in<T, 4> g, TensorView<T, 4> o,
                const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
                const Options& options = {}) {
   detail::forward(detail::Form::recurrent, q, k, v, s, g, o, initial_state, final_state, options);
@@ -342,7 +340,7 @@ void recurrent(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o,
 
 // Chunk-parallel form: both passes as matrix products over chunks of options.chunk_size rows.
 template <class T>
-void chunk(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o, const State<T>* initial_state = nullptr,
+void chunk(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> s, in<T, 4> g, TensorView<T, 4> o, const State<T>* initial_state = nullptr,
            State<T>* final_state = nullptr, const Options& options = {}) {
   detail::forward(detail::Form::chunk, q, k, v, s, g, o, initial_state, final_state, options);
 }
@@ -351,10 +349,23 @@ void chunk(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o, cons
 // (upstream's non-materialised algorithm, SPEC §2); the fastest form for prefill on a CPU.
 // options.chunk_size does not apply.
 template <class T>
-void fused_chunk(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, TensorView<T, 4> o,
+void fused_chunk(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> s, in<T, 4> g, TensorView<T, 4> o,
                  const State<T>* initial_state = nullptr, State<T>* final_state = nullptr,
                  const Options& options = {}) {
   detail::forward(detail::Form::fused_chunk, q, k, v, s, g, o, initial_state, final_state, options);
+}
+
+// The form named by a tag (core/form.hpp): gsa::forward(form::chunk, ...) is gsa::chunk(...).
+template <class F, class T>
+void forward(F, in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> s, in<T, 4> g, TensorView<T, 4> o,
+             const State<T>* initial_state = nullptr, State<T>* final_state = nullptr, const Options& options = {}) {
+  if constexpr (std::is_same_v<F, form::recurrent_t> || std::is_same_v<F, form::chunk_t> ||
+                std::is_same_v<F, form::fused_chunk_t>)
+    detail::forward(F::value, q, k, v, s, g, o, initial_state, final_state, options);
+  else
+    static_assert(linattn::detail::dependent_false<F>,
+                  "linattn::gsa::forward: the first argument is not a form of linattn::gsa "
+                  "(form::recurrent, form::chunk or form::fused_chunk)");
 }
 
 // Gradients of L = Σ o ⊙ do + Σ hk_T ⊙ dht.hk + Σ hv_T ⊙ dht.hv (SPEC §9.4) w.r.t. every input,
@@ -511,7 +522,7 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
       b.len = L;
       b.K = M;
       b.V = d.V;
-      b.G = G;
+      b.readers = G;
       b.scale = Acc(1);
       for (index_t r = 0; r < G; ++r) {
         b.q.push_back({p.data() + r * L * M, M});
@@ -543,7 +554,7 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
       b.len = L;
       b.K = d.K;
       b.V = M;
-      b.G = G;
+      b.readers = G;
       b.scale = scale;
       for (index_t r = 0; r < G; ++r) {
         b.q.push_back(rows(q, h * G + r));
@@ -600,7 +611,7 @@ void backward(Form form, TensorView<const T, 4> q, TensorView<const T, 4> k, Ten
 // Nothing is kept from the forward: per (sequence, kv head) the backward recomputes pass 1
 // and holds (4 + 3·G)·L·M values of slot scores and their gradients besides the states.
 template <class T>
-void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout, const State<T>* initial_state,
+void recurrent_backward(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> s, in<T, 4> g, in<T, 4> dout, const State<T>* initial_state,
                         const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
   detail::backward(detail::Form::recurrent, q, k, v, s, g, dout, initial_state, dht, grads, opt);
 }
@@ -609,14 +620,14 @@ void recurrent_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout,
 // rows (ops/recurrence/chunk_backward.hpp), pass 1 recomputed by the chunk forward. Memory as
 // recurrent_backward, plus ⌈L / C⌉ + 1 states of each pass per (sequence, kv head) in flight.
 template <class T>
-void chunk_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout, const State<T>* initial_state,
+void chunk_backward(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> s, in<T, 4> g, in<T, 4> dout, const State<T>* initial_state,
                     const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
   detail::backward(detail::Form::chunk, q, k, v, s, g, dout, initial_state, dht, grads, opt);
 }
 
 // The fused chunk form's backward is the chunk form's (the gradients of the same function).
 template <class T>
-void fused_chunk_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dout, const State<T>* initial_state,
+void fused_chunk_backward(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> s, in<T, 4> g, in<T, 4> dout, const State<T>* initial_state,
                           const State<T>* dht, const Gradients<T>& grads, const Options& opt = {}) {
   detail::backward(detail::Form::chunk, q, k, v, s, g, dout, initial_state, dht, grads, opt);
 }
@@ -624,9 +635,9 @@ void fused_chunk_backward(in<T> q, in<T> k, in<T> v, in<T> s, in<T> g, in<T> dou
 // One decode step for every sequence and head, updating `state` in place:
 //   q [N, HQ, K]   k [N, H, K]   v [N, H, V]   s, g [N, H, M] (g may be empty)   o [N, HQ, V]
 template <class T>
-void step(std::type_identity_t<TensorView<const T, 3>> q, std::type_identity_t<TensorView<const T, 3>> k,
-          std::type_identity_t<TensorView<const T, 3>> v, std::type_identity_t<TensorView<const T, 3>> s,
-          std::type_identity_t<TensorView<const T, 3>> g, TensorView<T, 3> o, State<T>& state,
+void step(in<T, 3> q, in<T, 3> k,
+          in<T, 3> v, in<T, 3> s,
+          in<T, 3> g, TensorView<T, 3> o, State<T>& state,
           const StepOptions& options = {}) {
   using Acc = acc_t<T>;
   constexpr const char* where = "linattn::gsa::step";

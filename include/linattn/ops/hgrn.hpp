@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "linattn/core/check.hpp"
+#include "linattn/core/form.hpp"
 #include "linattn/core/math.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
@@ -70,17 +71,23 @@ template <class T, class Gates>
 std::pair<TensorView<const T, 3>, GateSpace> gate_view(const Gates& gates) {
   if constexpr (std::is_same_v<Gates, LogGates<T>>)
     return {gates.g, GateSpace::log};
-  else
+  else if constexpr (std::is_same_v<Gates, LinearGates<T>>)
     return {gates.f, GateSpace::linear};
+  else
+    static_assert(linattn::detail::dependent_false<Gates>,
+                  "linattn::hgrn: pass the gate as hgrn::log_gates(g) (decay e^g, fla's convention) or "
+                  "hgrn::linear_gates(f) (decay f, matmulfreellm's), of the inputs' element type: a bare view "
+                  "does not say which of the two it holds (SPEC 8.1)");
 }
 
-enum class Form { recurrent, chunk };
+using linattn::Form;  // core/form.hpp
 
 template <class T, class Gates>
 void forward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorView<T, 3> o,
              const State<T>* initial_state, State<T>* final_state, const Options& opt) {
   using Acc = acc_t<T>;
   const char* where = form == Form::chunk ? "linattn::hgrn::chunk" : "linattn::hgrn::recurrent";
+  if (form == Form::fused_chunk) linattn::detail::fail(where, "HGRN has no fused_chunk form");
   // Not a structured binding: lambdas below capture g and space, which C++20 compilers
   // before clang 16 reject for bindings.
   const std::pair<TensorView<const T, 3>, GateSpace> gate_and_space = gate_view<T>(gates);
@@ -146,21 +153,34 @@ void forward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorView
 
 }  // namespace detail
 
-template <class T>
-using in = std::type_identity_t<TensorView<const T, 3>>;
-
 // Token-by-token form. gates: hgrn::log_gates(g) or hgrn::linear_gates(f).
 template <class T, class Gates>
-void recurrent(in<T> x, const Gates& gates, TensorView<T, 3> o, const State<T>* initial_state = nullptr,
+void recurrent(in<T, 3> x, const Gates& gates, TensorView<T, 3> o, const State<T>* initial_state = nullptr,
                State<T>* final_state = nullptr, const Options& options = {}) {
   detail::forward(detail::Form::recurrent, x, gates, o, initial_state, final_state, options);
 }
 
 // Chunk form (SPEC §4: local scans per chunk, then the carried state added).
 template <class T, class Gates>
-void chunk(in<T> x, const Gates& gates, TensorView<T, 3> o, const State<T>* initial_state = nullptr,
+void chunk(in<T, 3> x, const Gates& gates, TensorView<T, 3> o, const State<T>* initial_state = nullptr,
            State<T>* final_state = nullptr, const Options& options = {}) {
   detail::forward(detail::Form::chunk, x, gates, o, initial_state, final_state, options);
+}
+
+// The form named by a tag (core/form.hpp): hgrn::forward(form::chunk, ...) is hgrn::chunk(...).
+template <class F, class T, class Gates>
+void forward(F, in<T, 3> x, const Gates& gates, TensorView<T, 3> o, const State<T>* initial_state = nullptr,
+             State<T>* final_state = nullptr, const Options& options = {}) {
+  if constexpr (std::is_same_v<F, form::recurrent_t> || std::is_same_v<F, form::chunk_t>)
+    detail::forward(F::value, x, gates, o, initial_state, final_state, options);
+  else if constexpr (std::is_same_v<F, form::fused_chunk_t>)
+    static_assert(linattn::detail::dependent_false<F>,
+                  "linattn::hgrn::forward: HGRN has no fused_chunk form (its state is one row per "
+                  "sequence, already held in registers by the recurrent form): use form::recurrent or form::chunk");
+  else
+    static_assert(linattn::detail::dependent_false<F>,
+                  "linattn::hgrn::forward: the first argument is not a form of linattn::hgrn "
+                  "(form::recurrent or form::chunk)");
 }
 
 // Gradients of L = Σ o ⊙ do + Σ h_T ⊙ dht (SPEC §9.5) w.r.t. x, the gate (dL/dg for log gates,
@@ -246,7 +266,7 @@ void backward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorVie
 // `dht` [N, D] may be null (zeros). Nothing is kept from the forward; per column block the
 // backward holds the state, its gradient and, for linear gates, the T states of the block.
 template <class T, class Gates>
-void recurrent_backward(in<T> x, const Gates& gates, in<T> dout, const State<T>* initial_state, const State<T>* dht,
+void recurrent_backward(in<T, 3> x, const Gates& gates, in<T, 3> dout, const State<T>* initial_state, const State<T>* dht,
                         const Gradients<T>& grads, const Options& opt = {}) {
   detail::backward(detail::Form::recurrent, x, gates, dout, initial_state, dht, grads, opt);
 }
@@ -256,15 +276,19 @@ void recurrent_backward(in<T> x, const Gates& gates, in<T> dout, const State<T>*
 // reverse sweep, O(T·D) with the state and its gradient per column block; options.chunk_size
 // is checked but does not change the gradients.
 template <class T, class Gates>
-void chunk_backward(in<T> x, const Gates& gates, in<T> dout, const State<T>* initial_state, const State<T>* dht,
+void chunk_backward(in<T, 3> x, const Gates& gates, in<T, 3> dout, const State<T>* initial_state, const State<T>* dht,
                     const Gradients<T>& grads, const Options& opt = {}) {
   detail::backward(detail::Form::chunk, x, gates, dout, initial_state, dht, grads, opt);
 }
 
+// The decode step's options, as gla::StepOptions and gsa::StepOptions (HGRN has no scale).
+struct StepOptions {
+  Threads threads;
+};
+
 // One decode step, updating `state` [N, D] in place: x, gate, o [N, D].
 template <class T, class Gate2>
-void step(std::type_identity_t<TensorView<const T, 2>> x, const Gate2& gate, TensorView<T, 2> o, State<T>& state,
-          Threads threads = {}) {
+void step(in<T, 2> x, const Gate2& gate, TensorView<T, 2> o, State<T>& state, const StepOptions& options = {}) {
   using Acc = acc_t<T>;
   constexpr const char* where = "linattn::hgrn::step";
   // The gate of one token: LogGates/LinearGates of a [N, 1, D] view.
@@ -279,7 +303,7 @@ void step(std::type_identity_t<TensorView<const T, 2>> x, const Gate2& gate, Ten
     linattn::detail::fail(where, "state has shape " + shape_string(state.shape()) + ", expected " +
                                      shape_string(Shape<2>{N, D}));
   static const T one = T(1);
-  linattn::detail::parallel_for(N, linattn::detail::step_threads(threads, N * D), [&](index_t n) {
+  linattn::detail::parallel_for(N, linattn::detail::step_threads(options.threads, N * D), [&](index_t n) {
     thread_local std::vector<Acc> scratch;
     linattn::detail::step_head<detail::GateAxis::value>(&one, &one, x.ptr(n), g3.ptr(n), o.ptr(n),
                                                         state.data() + n * D, 1, D, Acc(1), scratch, space);

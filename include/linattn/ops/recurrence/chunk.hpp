@@ -16,7 +16,7 @@
 //   advance_state      the state leaving the chunk from the state entering it (also the
 //                      backward's phase 1, which recomputes the chunk states).
 // chunk_head is their composition over one (sequence, head) with one reader. GSA calls them
-// with the G query heads of a kv head as readers of one state, which is then advanced once.
+// with the query heads of a kv head as readers of one state, which is then advanced once.
 #pragma once
 
 #include <Eigen/Core>
@@ -25,7 +25,7 @@
 
 #include "linattn/ops/gated_recurrence.hpp"
 
-namespace linattn::detail {
+namespace linattn::detail::inline LINATTN_RECURRENCE_ISA {
 
 // Sub-chunk length: SPEC §2 uses 16 (min(16, C)).
 inline constexpr index_t kSubChunk = 16;
@@ -226,4 +226,4 @@ void chunk_head(const Slice& x, Acc* S, Acc scale, index_t chunk, ChunkWorkspace
   }
 }
 
-}  // namespace linattn::detail
+}  // namespace linattn::detail::inline LINATTN_RECURRENCE_ISA

@@ -1,6 +1,6 @@
 // Backward of the gated linear recurrence in chunk form (SPEC §9.3): the same matrix-product
 // shapes as the chunk forward, chunks walked in reverse. Two phases per slice (one state and
-// its G readers, as in recurrent_backward.hpp):
+// its R readers, as in recurrent_backward.hpp):
 //
 //   1. chunk states: H_c, the state entering every chunk c (and H_NT, the final state),
 //      recomputed from the inputs, or kept by a training forward (gla::ChunkStates);
@@ -29,7 +29,7 @@
 #include "linattn/ops/recurrence/chunk.hpp"
 #include "linattn/ops/recurrence/recurrent_backward.hpp"
 
-namespace linattn::detail {
+namespace linattn::detail::inline LINATTN_RECURRENCE_ISA {
 
 template <class Acc>
 using ConstRowMap = Eigen::Map<const RowMatrix<Acc>>;
@@ -256,7 +256,7 @@ void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, Chunk
     if constexpr (key) ws.dH_next.array().colwise() *= P.row(L - 1).transpose().array();
     else ws.dH_next.array().rowwise() *= P.row(L - 1).array();
 
-    for (index_t r = 0; r < x.G; ++r) {
+    for (index_t r = 0; r < x.readers; ++r) {
       const auto ri = static_cast<std::size_t>(r);
       load_rows(ws.q.data(), K, x.q[ri][s0], x.q[ri].rs, L, K, Acc(0));
       load_rows(ws.dO.data(), V, x.dout[ri][s0], x.dout[ri].rs, L, V, Acc(0));
@@ -306,4 +306,4 @@ void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, Chunk
   if (x.dh0) RowMap<Acc>(x.dh0, K, V) = ws.dH;
 }
 
-}  // namespace linattn::detail
+}  // namespace linattn::detail::inline LINATTN_RECURRENCE_ISA

@@ -1,11 +1,11 @@
 // Backward of the gated linear recurrence (SPEC §9.1, §9.2, §9.5), token by token: the
 // reference form of the training path, shared by GLA, GSA (both passes) and HGRN.
 //
-//   S_t = decay_t(S_{t-1}) + k_tᵀ v_t,   o_t^r = scale · q_t^r S_t   (r = 0..G-1 query heads
+//   S_t = decay_t(S_{t-1}) + k_tᵀ v_t,   o_t^r = scale · q_t^r S_t   (r = 0..R-1 query heads
 //                                                                       reading one state)
 //   L = Σ_r Σ_t o_t^r ⊙ do_t^r + Σ S_T ⊙ dS_T
 //
-// One slice is one state (sequence, kv head) and the G query heads that read it (GQA: the
+// One slice is one state (sequence, kv head) and the R query heads that read it (its readers) (GQA: the
 // state's gradient collects every reader, and dk, dv, dg are per state, not per reader).
 //   1. forward sweep from h0: S_t, and dq_t^r = scale · S_t do_t^r (value axis: o_t^r kept)
 //   2. reverse sweep, dS ← dS_T, acc ← rowsum/colsum(S_T ⊙ dS_T):
@@ -14,7 +14,7 @@
 //        value axis: acc += Σ_r o_t^r ⊙ do_t^r − v_t ⊙ dv_t      (acc over V)
 //        dg_t = acc;  dS ← decay_t(dS);   after the loop dh0 = dS.
 // dg is a reverse cumulative sum whose constant term is rowsum(S_T ⊙ dS_T): no state needs
-// to be kept per token. Memory: the state and its gradient (2·K·V) per slice, plus G·len·V
+// to be kept per token. Memory: the state and its gradient (2·K·V) per slice, plus R·len·V
 // for the readers' outputs on the value axis; nothing is kept from the forward (the sweep
 // recomputes it from the inputs). Work: ~11·K·V flops per token and reader.
 //
@@ -33,7 +33,7 @@
 #include "linattn/core/tensor.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
 
-namespace linattn::detail {
+namespace linattn::detail::inline LINATTN_RECURRENCE_ISA {
 
 // Row pointers and row strides (in elements) of one slice; rows are time steps.
 template <class T>
@@ -44,13 +44,13 @@ struct Rows {
   explicit operator bool() const { return p != nullptr; }
 };
 
-// One state and its G readers. Inputs and outputs may have different element types than Acc.
+// One state and its R readers. Inputs and outputs may have different element types than Acc.
 template <class In, class Out, class Acc>
 struct BackwardSlice {
-  index_t len = 0, K = 0, V = 0, G = 1;
+  index_t len = 0, K = 0, V = 0, readers = 1;  // R: GQA query heads per kv head
   Acc scale = Acc(1);
   GateSpace gate_space = GateSpace::log;
-  // reader r's rows are q[r], dout[r], dq[r] (r < G)
+  // reader r's rows are q[r], dout[r], dq[r] (r < R)
   std::vector<Rows<const In>> q, dout;  // [len, K], [len, V] per reader
   Rows<const In> k, v, g;               // [len, K], [len, V], [len, K or V] (g null: no decay)
   const Acc* h0 = nullptr;              // [K, V], null: zeros
@@ -62,16 +62,16 @@ struct BackwardSlice {
 
 template <GateAxis axis, class In, class Out, class Acc>
 void recurrent_backward_slice(const BackwardSlice<In, Out, Acc>& x, std::vector<Acc>& ws) {
-  const index_t K = x.K, V = x.V, G = x.G, len = x.len;
+  const index_t K = x.K, V = x.V, R = x.readers, len = x.len;
   const index_t gate_width = axis == GateAxis::key ? K : V;
   const bool linear = x.gate_space == GateSpace::linear;
   require(!linear || (axis == GateAxis::value && K == 1), "linattn::detail::recurrent_backward",
           "linear-space gates are differentiated for the element-wise (K = 1, value-axis) recurrence only");
   // [K, V] S, [K, V] dS, [gate_width] a, [gate_width] acc, [K] dk_t and [V] dv_t in Acc, then
-  // value axis: [G, len, V] reader outputs; linear gates: [len + 1, V] state rows (row 0 = h0).
+  // value axis: [R, len, V] reader outputs; linear gates: [len + 1, V] state rows (row 0 = h0).
   const bool keep_outputs = axis == GateAxis::value;
   const std::size_t need = static_cast<std::size_t>(2 * K * V + 2 * gate_width + K + V +
-                                                    (keep_outputs ? G * len * V : 0) + (linear ? (len + 1) * V : 0));
+                                                    (keep_outputs ? R * len * V : 0) + (linear ? (len + 1) * V : 0));
   ws.assign(need, Acc(0));
   Acc* S = ws.data();
   Acc* dS = S + K * V;
@@ -79,8 +79,8 @@ void recurrent_backward_slice(const BackwardSlice<In, Out, Acc>& x, std::vector<
   Acc* acc = a + gate_width;
   Acc* dk_row = acc + gate_width;
   Acc* dv_row = dk_row + K;
-  Acc* outs = dv_row + V;                               // [G, len, V]
-  Acc* hist = outs + (keep_outputs ? G * len * V : 0);  // [len + 1, V]
+  Acc* outs = dv_row + V;                               // [R, len, V]
+  Acc* hist = outs + (keep_outputs ? R * len * V : 0);  // [len + 1, V]
   if (x.h0) std::copy_n(x.h0, K * V, S);
   if (linear) std::copy_n(S, V, hist);
 
@@ -105,7 +105,7 @@ void recurrent_backward_slice(const BackwardSlice<In, Out, Acc>& x, std::vector<
       }
     }
     if (linear) std::copy_n(S, V, hist + (t + 1) * V);
-    for (index_t r = 0; r < G; ++r) {
+    for (index_t r = 0; r < R; ++r) {
       const In* dot_ = x.dout[static_cast<std::size_t>(r)][t];
       Out* dqt = x.dq[static_cast<std::size_t>(r)][t];
       for (index_t i = 0; i < K; ++i) {
@@ -131,7 +131,7 @@ void recurrent_backward_slice(const BackwardSlice<In, Out, Acc>& x, std::vector<
   for (index_t i = 0; i < K; ++i)
     for (index_t j = 0; j < V; ++j) acc[axis == GateAxis::key ? i : j] += S[i * V + j] * dS[i * V + j];
   for (index_t t = len; t-- > 0;) {
-    for (index_t r = 0; r < G; ++r) {
+    for (index_t r = 0; r < R; ++r) {
       const In* qt = x.q[static_cast<std::size_t>(r)][t];
       const In* dot_ = x.dout[static_cast<std::size_t>(r)][t];
       for (index_t i = 0; i < K; ++i) {
@@ -161,14 +161,14 @@ void recurrent_backward_slice(const BackwardSlice<In, Out, Acc>& x, std::vector<
     if constexpr (axis == GateAxis::key) {
       for (index_t i = 0; i < K; ++i) {
         Acc s = -static_cast<Acc>(kt[i]) * dk_row[i];
-        for (index_t r = 0; r < G; ++r)
+        for (index_t r = 0; r < R; ++r)
           s += static_cast<Acc>(x.q[static_cast<std::size_t>(r)][t][i]) * static_cast<Acc>(x.dq[static_cast<std::size_t>(r)][t][i]);
         acc[i] += s;
       }
     } else {
       for (index_t j = 0; j < V; ++j) {
         Acc s = -static_cast<Acc>(vt[j]) * dv_row[j];
-        for (index_t r = 0; r < G; ++r)
+        for (index_t r = 0; r < R; ++r)
           s += outs[(r * len + t) * V + j] * static_cast<Acc>(x.dout[static_cast<std::size_t>(r)][t][j]);
         acc[j] += s;
       }
@@ -196,4 +196,4 @@ void recurrent_backward_slice(const BackwardSlice<In, Out, Acc>& x, std::vector<
   if (x.dh0) std::copy_n(dS, K * V, x.dh0);
 }
 
-}  // namespace linattn::detail
+}  // namespace linattn::detail::inline LINATTN_RECURRENCE_ISA

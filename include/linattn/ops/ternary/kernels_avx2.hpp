@@ -11,7 +11,9 @@
 // unpacklo/unpackhi halves restores the byte order.
 #pragma once
 
-#if defined(__AVX2__)
+#include "linattn/core/portable.hpp"  // LINATTN_PORTABLE
+
+#if !defined(LINATTN_PORTABLE) && defined(__AVX2__)
 #define LINATTN_TERNARY_HAVE_AVX2 1
 
 #include <immintrin.h>

@@ -12,7 +12,9 @@
 // The many-token path stores plain d-values (shift + AND per slot) in its panel.
 #pragma once
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
+#include "linattn/core/portable.hpp"  // LINATTN_PORTABLE
+
+#if !defined(LINATTN_PORTABLE) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
 #define LINATTN_TERNARY_HAVE_AVX512 1
 
 #include <immintrin.h>
