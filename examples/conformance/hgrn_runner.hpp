@@ -27,8 +27,8 @@ inline bool run_hgrn(const Case& c) {
   std::vector<std::int64_t> cu;
   if (f.contains("cu_seqlens")) cu = f.read<std::int64_t>("cu_seqlens");
   const index_t N = cu.empty() ? B : static_cast<index_t>(cu.size()) - 1;
-  linattn::hgrn::State<float> h0(Shape<2>{N, D});
-  if (f.contains("h0")) h0 = f.read_array<float, 2>("h0", {N, D});
+  linattn::hgrn::State<float> h0 = linattn::hgrn::zero_state<float>(N, D);
+  if (f.contains("h0")) h0 = linattn::hgrn::state_from_rows<float>(f.read_array<float, 2>("h0", {N, D}).cview());
   const std::vector<double> want_o = read_expected(f, "o", {B, T, D});
   const std::vector<double> want_ht = read_expected(f, "ht", {N, D});
   Array<float, 3> decay(Shape<3>{B, T, D});  // f = e^g for the linear-gate form
@@ -37,7 +37,7 @@ inline bool run_hgrn(const Case& c) {
   linattn::hgrn::Options opt;
   opt.cu_seqlens = cu;
   const auto checks = [&](const Array<float, 3>& o, const linattn::hgrn::State<float>& ht) {
-    return std::vector<Check>{{"o", compare(o.vector(), want_o)}, {"ht", compare(ht.vector(), want_ht)}};
+    return std::vector<Check>{{"o", compare(o.vector(), want_o)}, {"ht", compare(std::vector<float>(ht.data(), ht.data() + ht.numel()), want_ht)}};
   };
   bool ok = true;
   for (const std::string form : {"recurrent", "chunk", "recurrent_linear_gate"}) {
@@ -54,12 +54,12 @@ inline bool run_hgrn(const Case& c) {
   }
   // Step: each sequence alone from its own row of h0.
   Array<float, 3> o(Shape<3>{B, T, D});
-  linattn::hgrn::State<float> final_state(Shape<2>{N, D});
+  linattn::hgrn::State<float> final_state = linattn::hgrn::zero_state<float>(N, D);
   for (index_t n = 0; n < N; ++n) {
     const index_t b = cu.empty() ? n : 0;
     const index_t t0 = cu.empty() ? 0 : cu[static_cast<std::size_t>(n)];
     const index_t t1 = cu.empty() ? T : cu[static_cast<std::size_t>(n) + 1];
-    linattn::hgrn::State<float> st(Shape<2>{1, D});
+    linattn::hgrn::State<float> st = linattn::hgrn::zero_state<float>(1, D);
     std::copy(h0.data() + n * D, h0.data() + (n + 1) * D, st.data());
     for (index_t t = t0; t < t1; ++t) {
       const TensorView<const float, 2> xt(x.cview().ptr(b, t), {1, D}), gt(g.cview().ptr(b, t), {1, D});

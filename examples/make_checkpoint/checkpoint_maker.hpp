@@ -51,19 +51,12 @@
 #include "linattn/nn/activation.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/io/safetensors.hpp"
+#include "linattn/models/schema.hpp"
 
 namespace linattn::examples {
 
-enum class Family { gla, gsa, hgrn_bit };
-
-constexpr std::string_view family_name(Family f) {
-  switch (f) {
-    case Family::gla: return "gla";
-    case Family::gsa: return "gsa";
-    case Family::hgrn_bit: return "hgrn_bit";
-  }
-  return "?";
-}
+using models::Family;
+using models::family_name;
 
 inline Family parse_family(std::string_view s) {
   for (Family f : {Family::gla, Family::gsa, Family::hgrn_bit})
@@ -315,74 +308,54 @@ inline Dims dims(const CheckpointSpec& s) {
   return d;
 }
 
+// The schema (linattn/models/schema.hpp, the table the loaders read) of a spec's checkpoint.
+inline models::Schema schema(const CheckpointSpec& s) {
+  const Dims d = dims(s);
+  models::Sizes z;
+  z.vocab = s.vocab_size;
+  z.hidden = d.D;
+  z.layers = d.L;
+  z.intermediate = d.I;
+  z.heads = d.H;
+  z.kv_heads = d.Hkv;
+  z.head_k = d.K;
+  z.head_v = d.V;
+  z.slots = s.num_slots;
+  z.expanded = d.E;
+  models::Layout y;
+  y.legacy_block_norms = s.family == Family::gsa && s.legacy_norm;
+  y.fused_mlp = s.family == Family::hgrn_bit || s.legacy_mlp;
+  y.output_gate = s.use_output_gate;
+  y.g_norm = s.elementwise_affine;
+  y.fused_g_norm = s.fuse_norm;
+  y.gk_rank = 16;  // fixed upstream
+  y.t2r = s.family == Family::gsa && s.feature_map.value_or("swish") == "t2r";
+  y.conv_width = s.use_short_conv ? s.conv_size : 0;
+  y.lower_bounds = s.use_lower_bound;
+  y.lm_head = !s.tie_word_embeddings;
+  return models::Schema(s.family, z, y);
+}
+
+// How a tensor of the schema is initialised (see the top of this file).
+inline Init init_of(const models::TensorSlot& t) {
+  using models::Part;
+  using models::Role;
+  if (t.part == Part::input_norm) return Init::norm;
+  switch (t.role) {
+    case Role::attn_norm: case Role::mlp_norm: case Role::g_norm: case Role::final_norm: return Init::norm;
+    case Role::lower_bounds: return Init::unit_normal;
+    case Role::q_conv: case Role::k_conv: case Role::v_conv: return Init::conv;
+    case Role::gk_proj1: return t.part == Part::bias ? Init::unit_normal : Init::normal;
+    default: return Init::normal;
+  }
+}
+
 // Every tensor the checkpoint holds, in the order it is written (the state_dict order:
 // embeddings, then per layer attention norm, attention, MLP norm, MLP, then final norm, lm_head).
 inline std::vector<TensorSpec> checkpoint_tensors(const CheckpointSpec& s) {
-  const Dims d = dims(s);
+  const models::Schema table = schema(s);  // named: a range-for over schema(s).tensors() would dangle
   std::vector<TensorSpec> t;
-  auto add = [&](std::string key, std::vector<index_t> shape, Init init = Init::normal) {
-    t.push_back({std::move(key), std::move(shape), init});
-  };
-  add("model.embeddings.weight", {s.vocab_size, d.D});
-  if (s.family == Family::hgrn_bit && s.use_lower_bound) add("model.lower_bounds", {d.L, d.D}, Init::unit_normal);
-
-  for (index_t l = 0; l < d.L; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    const bool legacy_norm = s.family == Family::gsa && s.legacy_norm;
-    add(p + (legacy_norm ? "attn.norm.weight" : "attn_norm.weight"), {d.D}, Init::norm);
-    if (s.family == Family::hgrn_bit) {
-      // Every BitLinear carries its own RMSNorm weight over its input (SPEC §5.5).
-      for (const char* x : {"i_proj", "f_proj", "g_proj"}) {
-        add(p + "attn." + x + ".weight", {d.E, d.D});
-        add(p + "attn." + x + ".norm.weight", {d.D}, Init::norm);
-      }
-      add(p + "attn.g_norm.weight", {d.E}, Init::norm);
-      add(p + "attn.o_proj.weight", {d.D, d.E});
-      add(p + "attn.o_proj.norm.weight", {d.E}, Init::norm);
-      add(p + "mlp_norm.weight", {d.D}, Init::norm);
-      add(p + "mlp.gate_proj.weight", {2 * d.I, d.D});
-      add(p + "mlp.gate_proj.norm.weight", {d.D}, Init::norm);
-      add(p + "mlp.down_proj.weight", {d.D, d.I});
-      add(p + "mlp.down_proj.norm.weight", {d.I}, Init::norm);
-      continue;
-    }
-    const index_t kdim_kv = d.key_dim / d.G, vdim_kv = d.value_dim / d.G;
-    add(p + "attn.q_proj.weight", {d.key_dim, d.D});
-    add(p + "attn.k_proj.weight", {kdim_kv, d.D});
-    add(p + "attn.v_proj.weight", {vdim_kv, d.D});
-    if (s.family == Family::gla) {
-      if (s.use_output_gate) add(p + "attn.g_proj.weight", {d.value_dim, d.D});
-      add(p + "attn.gk_proj.0.weight", {16, d.D});  // low rank 16, fixed upstream
-      add(p + "attn.gk_proj.1.weight", {kdim_kv, 16});
-      add(p + "attn.gk_proj.1.bias", {kdim_kv}, Init::unit_normal);
-    } else {
-      add(p + "attn.f_proj.weight", {d.Hkv * s.num_slots, d.D});
-      if (s.feature_map.value_or("swish") == "t2r") add(p + "attn.feature_map.layer.weight", {d.K, d.K});
-    }
-    if (s.use_short_conv) {
-      add(p + "attn.q_conv1d.weight", {d.key_dim, 1, s.conv_size}, Init::conv);
-      add(p + "attn.k_conv1d.weight", {kdim_kv, 1, s.conv_size}, Init::conv);
-      add(p + "attn.v_conv1d.weight", {vdim_kv, 1, s.conv_size}, Init::conv);
-    }
-    if (s.elementwise_affine) {
-      if (s.family == Family::gla)
-        add(p + (s.fuse_norm ? "attn.g_norm_swish_gate.weight" : "attn.g_norm.weight"), {d.V}, Init::norm);
-      else
-        add(p + "attn.g_norm.weight", {d.D}, Init::norm);
-    }
-    add(p + "attn.o_proj.weight", {d.D, d.value_dim});
-    add(p + (legacy_norm ? "mlp.norm.weight" : "mlp_norm.weight"), {d.D}, Init::norm);
-    if (s.legacy_mlp) {
-      add(p + "mlp.gate_proj.weight", {2 * d.I, d.D});
-    } else {
-      add(p + "mlp.gate_proj.weight", {d.I, d.D});
-      add(p + "mlp.up_proj.weight", {d.I, d.D});
-    }
-    add(p + "mlp.down_proj.weight", {d.D, d.I});
-  }
-  add("model.norm.weight", {d.D}, Init::norm);
-  if (!s.tie_word_embeddings) add("lm_head.weight", {s.vocab_size, d.D});
-  if (s.family == Family::hgrn_bit) add("lm_head.norm.weight", {d.D}, Init::norm);
+  for (const auto& slot : table.tensors()) t.push_back({slot.key, slot.shape, init_of(slot)});
   return t;
 }
 

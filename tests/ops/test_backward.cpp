@@ -297,7 +297,8 @@ TEMPLATE_TEST_CASE("HGRN backward matches the golden gradients in both forms", "
     const linattn::io::SafeTensorsFile f(path);
     const auto x = f.read_array<TestType, 3>("x"), g = f.read_array<TestType, 3>("g"),
                dout = f.read_array<TestType, 3>("do");
-    const auto h0 = f.read_array<Acc, 2>("h0"), dht = f.read_array<Acc, 2>("dht");
+    const auto h0 = linattn::hgrn::state_from_rows<TestType>(f.read_array<Acc, 2>("h0").cview()),
+               dht = linattn::hgrn::state_from_rows<TestType>(f.read_array<Acc, 2>("dht").cview());
     for (const Form form : {Form::recurrent, Form::chunk}) {
       CAPTURE(form_name(form));
       Array<TestType, 3> dx(x.shape()), dg(x.shape());
@@ -320,9 +321,9 @@ TEST_CASE("HGRN backward: finite differences for log and linear gates, varlen", 
   const std::vector<std::int64_t> cu = {0, 4, 4, 11};
   auto x = ref::normal<double, 3>({B, T, D}, rng), raw = ref::normal<double, 3>({B, T, D}, rng),
        dout = ref::normal<double, 3>({B, T, D}, rng);
-  linattn::hgrn::State<double> h0(Shape<2>{3, D}), dht(Shape<2>{3, D});
-  for (auto& v : h0.vector()) v = std::normal_distribution<double>()(rng);
-  for (auto& v : dht.vector()) v = std::normal_distribution<double>()(rng);
+  linattn::hgrn::State<double> h0 = linattn::hgrn::zero_state<double>(3, D), dht = linattn::hgrn::zero_state<double>(3, D);
+  for (auto* s : {&h0, &dht})
+    for (index_t i = 0; i < s->numel(); ++i) s->data()[i] = std::normal_distribution<double>()(rng);
   linattn::hgrn::Options opt;
   opt.cu_seqlens = cu;
   for (const bool linear : {false, true}) {

@@ -32,7 +32,7 @@ Case<T> make_case(index_t B, index_t T_, index_t D, double strength, std::uint64
   c.g = strength == 0 ? ref::gates<T, 3>({B, T_, D}, rng, 1.0) : ref::uniform<T, 3>({B, T_, D}, rng, strength, 0.0);
   c.f = Array<T, 3>(c.g.shape());
   for (index_t i = 0; i < c.g.numel(); ++i) c.f.data()[i] = std::exp(c.g.data()[i]);
-  c.h0 = ref::normal<linattn::acc_t<T>, 2>({N < 0 ? B : N, D}, rng);
+  c.h0 = linattn::hgrn::state_from_rows<T>(ref::normal<linattn::acc_t<T>, 2>({N < 0 ? B : N, D}, rng).cview());
   return c;
 }
 
@@ -46,7 +46,7 @@ void reference(const Case<T>& c, const std::vector<std::int64_t>& cu, Array<doub
   for (index_t n = 0; n < N; ++n) {
     const index_t b = cu.empty() ? n : 0, t0 = cu.empty() ? 0 : cu[n], t1 = cu.empty() ? T_ : cu[n + 1];
     for (index_t d = 0; d < D; ++d) {
-      long double h = c.h0(n, d);
+      long double h = c.h0.data()[n * D + d];
       for (index_t t = t0; t < t1; ++t) o(b, t, d) = double(h = (long double)std::exp(double(c.g(b, t, d))) * h + c.x(b, t, d));
       ht(n, d) = double(h);
     }
@@ -88,7 +88,7 @@ TEST_CASE("HGRN golden cases: every form within 1e-4", "[hgrn][golden]") {
     c.f = Array<float, 3>(c.g.shape());
     for (index_t i = 0; i < c.g.numel(); ++i) c.f.data()[i] = std::exp(c.g.data()[i]);
     const auto h0 = file.read_array<float, 2>("h0");
-    c.h0 = linattn::hgrn::State<float>(h0.shape(), h0.vector());
+    c.h0 = linattn::hgrn::state_from_rows<float>(h0.cview());
     const auto o_ref = file.read_array<double, 3>("o");
     const auto ht_ref = file.read_array<double, 2>("ht");
     for (int form = 0; form < 5; ++form) {
@@ -162,10 +162,10 @@ TEST_CASE("HGRN rejects bad shapes, naming the tensor", "[hgrn][errors]") {
                       Contains("g has shape [1, 5, 7], expected [1, 5, 8]"));
   REQUIRE_THROWS_WITH(linattn::hgrn::chunk<float>(c.x.view(), linattn::hgrn::linear_gates<float>(bad.view()), o.view()),
                       Contains("f has shape [1, 5, 7]"));
-  linattn::hgrn::State<float> wrong({2, 8});
+  linattn::hgrn::State<float> wrong = linattn::hgrn::zero_state<float>(2, 8);
   REQUIRE_THROWS_WITH(linattn::hgrn::chunk<float>(c.x.view(), linattn::hgrn::log_gates<float>(c.g.view()), o.view(), &wrong),
-                      Contains("initial_state has shape [2, 8], expected [1, 8]"));
+                      Contains("initial_state has shape [2, 1, 1, 8], expected [1, 1, 1, 8]"));
   Array<float, 2> x1({1, 8}), o1({1, 8});
   REQUIRE_THROWS_WITH(linattn::hgrn::step<float>(x1.view(), linattn::hgrn::log_gates<float>(x1.cview()), o1.view(), wrong),
-                      Contains("state has shape [2, 8], expected [1, 8]"));
+                      Contains("state has shape [2, 1, 1, 8], expected [1, 1, 1, 8]"));
 }

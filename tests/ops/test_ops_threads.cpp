@@ -124,9 +124,9 @@ TEST_CASE("HGRN forward and backward do not depend on the thread count", "[hgrn]
   auto x = ref::normal<double, 3>({1, T, D}, rng), g = ref::normal<double, 3>({1, T, D}, rng),
        dout = ref::normal<double, 3>({1, T, D}, rng);
   for (auto& e : g.vector()) e = -std::log1p(std::exp(-e));  // log σ
-  linattn::hgrn::State<double> h0(Shape<2>{3, D}), dht(Shape<2>{3, D});
-  for (auto& e : h0.vector()) e = std::normal_distribution<double>()(rng);
-  for (auto& e : dht.vector()) e = std::normal_distribution<double>()(rng);
+  linattn::hgrn::State<double> h0 = linattn::hgrn::zero_state<double>(3, D), dht = linattn::hgrn::zero_state<double>(3, D);
+  for (auto* s : {&h0, &dht})
+    for (index_t i = 0; i < s->numel(); ++i) s->data()[i] = std::normal_distribution<double>()(rng);
   const auto gates = linattn::hgrn::log_gates<double>(g.view());
   for (const bool chunk : {false, true}) {
     CAPTURE(chunk);

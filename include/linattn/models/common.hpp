@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "linattn/linattn.hpp"
+#include "linattn/models/schema.hpp"
 
 namespace linattn::models {
 
@@ -103,20 +104,10 @@ struct ConfigReader {
   }
 };
 
-inline std::vector<float> load_norm(const io::Checkpoint& ckpt, const std::string& key, index_t n) {
-  return ckpt.vector(key, n);
-}
-
-// The first key that exists (legacy layouts); the error names the current one.
-inline std::string pick(const io::Checkpoint& ckpt, std::initializer_list<std::string> keys) {
-  for (const auto& k : keys)
-    if (ckpt.contains(k)) return k;
-  ckpt.fail("has no tensor \"" + *keys.begin() + "\"");
-}
-
-inline nn::Linear load_linear(const io::Checkpoint& ckpt, const std::string& key, index_t out, index_t in) {
-  return nn::Linear(ckpt.floats(key, {out, in}));
-}
+// A tensor of the schema, checked against its shape there.
+inline io::FloatTensor read(const io::Checkpoint& ckpt, const TensorSlot& t) { return ckpt.floats(t.key, t.shape); }
+inline std::vector<float> read_vector(const io::Checkpoint& ckpt, const TensorSlot& t) { return read(ckpt, t).to_vector(); }
+inline nn::Linear read_linear(const io::Checkpoint& ckpt, const TensorSlot& t) { return nn::Linear(read(ckpt, t)); }
 
 // Rows [r0, r0 + rows) of a float matrix, sharing its storage.
 inline io::FloatTensor row_slice(const io::FloatTensor& t, index_t r0, index_t rows) {
@@ -126,23 +117,25 @@ inline io::FloatTensor row_slice(const io::FloatTensor& t, index_t r0, index_t r
   return s;
 }
 
-// GatedMLP from gate_proj/up_proj/down_proj, or the legacy fused gate_proj [2I, D] (SPEC §5.0).
-inline nn::GatedMLP load_gated_mlp(const io::Checkpoint& ckpt, const std::string& prefix, index_t D, index_t I) {
-  if (ckpt.contains(prefix + "up_proj.weight"))
-    return nn::GatedMLP(load_linear(ckpt, prefix + "gate_proj.weight", I, D), load_linear(ckpt, prefix + "up_proj.weight", I, D),
-                        load_linear(ckpt, prefix + "down_proj.weight", D, I));
-  const io::FloatTensor fused = ckpt.floats(prefix + "gate_proj.weight", {2 * I, D});
-  return nn::GatedMLP(nn::Linear(row_slice(fused, 0, I)), nn::Linear(row_slice(fused, I, I)),
-                      load_linear(ckpt, prefix + "down_proj.weight", D, I));
+// GatedMLP of block l from gate_proj/up_proj/down_proj, or the legacy fused gate_proj [2I, D]
+// (SPEC §5.0).
+inline nn::GatedMLP load_gated_mlp(const io::Checkpoint& ckpt, const Schema& schema, index_t l) {
+  const TensorSlot& gate = schema.at(Role::gate_proj, Part::weight, l);
+  nn::Linear down = read_linear(ckpt, schema.at(Role::down_proj, Part::weight, l));
+  if (const TensorSlot* up = schema.find(Role::up_proj, Part::weight, l))
+    return nn::GatedMLP(read_linear(ckpt, gate), read_linear(ckpt, *up), std::move(down));
+  const io::FloatTensor fused = read(ckpt, gate);
+  const index_t I = schema.sizes().intermediate;
+  return nn::GatedMLP(nn::Linear(row_slice(fused, 0, I)), nn::Linear(row_slice(fused, I, I)), std::move(down));
 }
 
 // hidden_act of every MLP here is swish (SPEC §5.0).
 inline void expect_swish(const ConfigReader& cfg) { cfg.expect_one_of("hidden_act", "swish", {"swish", "silu"}); }
 
-// lm_head.weight, or the embeddings when tied (the checkpoint may omit lm_head.weight).
-inline io::FloatTensor head_weight(const io::Checkpoint& ckpt, const io::FloatTensor& embeddings, bool tied) {
-  if (tied && !ckpt.contains("lm_head.weight")) return embeddings;
-  return ckpt.floats("lm_head.weight", embeddings.shape);
+// lm_head.weight, or the embeddings when the schema has no head (tied and not stored).
+inline io::FloatTensor head_weight(const io::Checkpoint& ckpt, const Schema& schema, const io::FloatTensor& embeddings) {
+  const TensorSlot* head = schema.find(Role::lm_head);
+  return head ? read(ckpt, *head) : embeddings;
 }
 
 // Tensors nobody asked for mean the checkpoint is not the model the config describes.
@@ -155,23 +148,28 @@ inline void expect_all_used(const io::Checkpoint& ckpt) {
   ckpt.fail("tensors not used by the model its config.json describes: " + list);
 }
 
+// The head is stored unless config.json ties it and the checkpoint leaves it out.
+inline bool stores_head(const io::Checkpoint& ckpt, Family f) {
+  return !ckpt.get<bool>("tie_word_embeddings", false) || ckpt.contains(detail::tensor_key(f, Role::lm_head, Part::weight, -1, {}));
+}
+
 // ---- GLA and GSA: everything around the token mixer -------------------------------------------
 
 // Sizes of fla's GLA and GSA models (SPEC §6 table); expand_k's default differs (0.5 / 1).
 struct DenseLMShape {
-  index_t hidden = 0, layers = 0, vocab = 0, intermediate = 0;
-  index_t heads = 0, kv_heads = 0, head_k = 0, head_v = 0;
+  Sizes sizes;
   index_t conv_width = 0;  // 0: no short convolutions
   float norm_eps = 1e-6f;
 };
 
-inline DenseLMShape read_dense_lm_shape(const ConfigReader& cfg, const std::string& model_type, double expand_k) {
+inline DenseLMShape read_dense_lm_shape(const ConfigReader& cfg, Family family, double expand_k) {
   const io::Checkpoint& ckpt = cfg.ckpt;
-  cfg.expect_model_type(model_type);
+  cfg.expect_model_type(std::string(family_name(family)));
   cfg.expect_null("attn", "hybrid softmax-attention layers are out of scope");
   cfg.expect_null("attnres_block_size", "attention residual blocks are out of scope");
   expect_swish(cfg);
-  DenseLMShape s;
+  DenseLMShape d;
+  Sizes& s = d.sizes;
   s.hidden = cfg.positive("hidden_size");
   s.layers = cfg.positive("num_hidden_layers");
   s.vocab = cfg.positive("vocab_size");
@@ -183,14 +181,41 @@ inline DenseLMShape read_dense_lm_shape(const ConfigReader& cfg, const std::stri
               std::to_string(s.kv_heads));
   s.head_k = cfg.head_dim(s.hidden, "expand_k", expand_k, s.heads);
   s.head_v = cfg.head_dim(s.hidden, "expand_v", 1.0, s.heads);
-  if (ckpt.get<bool>("use_short_conv", false)) s.conv_width = cfg.positive("conv_size", 4);
-  s.norm_eps = cfg.norm_eps("norm_eps", 1e-6f);
-  return s;
+  if (ckpt.get<bool>("use_short_conv", false)) d.conv_width = cfg.positive("conv_size", 4);
+  d.norm_eps = cfg.norm_eps("norm_eps", 1e-6f);
+  return d;
+}
+
+// Completes a GLA/GSA layout the config fixed (output gate, g_norm, convolutions, t2r) with the
+// variants only the tensors show, read from block 0: the legacy block norms and fused MLP
+// (SPEC §5.0, §8.10), GLA's norm key and gk_proj rank, convolution biases, a stored tied head.
+inline Layout detect_dense_layout(const io::Checkpoint& ckpt, Family f, Layout y) {
+  const auto has = [&](Role r, Part p, const Layout& v) { return ckpt.contains(detail::tensor_key(f, r, p, 0, v)); };
+  Layout legacy = y;
+  legacy.legacy_block_norms = true;
+  y.legacy_block_norms = !has(Role::attn_norm, Part::weight, y) && has(Role::attn_norm, Part::weight, legacy);
+  y.fused_mlp = !has(Role::up_proj, Part::weight, y);
+  y.conv_bias = y.conv_width > 0 && has(Role::q_conv, Part::bias, y);
+  if (f == Family::gla) {
+    Layout unfused = y;
+    unfused.fused_g_norm = false;
+    y.fused_g_norm = !(y.g_norm && !has(Role::g_norm, Part::weight, y) && has(Role::g_norm, Part::weight, unfused));
+    // The low rank is the checkpoint's: gk_proj.0.weight is [rank, hidden].
+    const std::string gk0 = detail::tensor_key(f, Role::gk_proj0, Part::weight, 0, y);
+    if (ckpt.contains(gk0)) {
+      const auto& shape = ckpt.info(gk0).shape;
+      if (shape.size() != 2 || shape[0] <= 0 || shape[0] >= ConfigReader::kMaxSize)
+        ckpt.fail("tensor \"" + gk0 + "\" has shape " + io::detail::shape_str(shape) + ", expected [rank, hidden_size]");
+      y.gk_rank = shape[0];
+    }
+  }
+  y.lm_head = stores_head(ckpt, f);
+  return y;
 }
 
 // The sizes every attention config (GLAAttentionConfig, GSAAttentionConfig) takes from the model's.
 template <class AttentionConfig>
-void set_attention_sizes(AttentionConfig& a, const DenseLMShape& s) {
+void set_attention_sizes(AttentionConfig& a, const Sizes& s) {
   a.hidden_size = s.hidden;
   a.num_heads = s.heads;
   a.num_kv_heads = s.kv_heads;
@@ -198,46 +223,42 @@ void set_attention_sizes(AttentionConfig& a, const DenseLMShape& s) {
   a.head_v_dim = s.head_v;
 }
 
-// q, k, v projections of attention prefix `at` ("model.layers.i.attn."), with their
-// convolutions (and conv biases, if the checkpoint has them) when s.conv_width > 0.
-inline nn::QKVProjection load_qkv(const io::Checkpoint& ckpt, const std::string& at, const DenseLMShape& s) {
-  const index_t q_out = s.heads * s.head_k, k_out = s.kv_heads * s.head_k, v_out = s.kv_heads * s.head_v;
+// q, k, v projections of block l, with their short convolutions (and biases) when the layout has them.
+inline nn::QKVProjection load_qkv(const io::Checkpoint& ckpt, const Schema& schema, index_t l) {
   nn::QKVProjection qkv;
-  qkv.q_proj = load_linear(ckpt, at + "q_proj.weight", q_out, s.hidden);
-  qkv.k_proj = load_linear(ckpt, at + "k_proj.weight", k_out, s.hidden);
-  qkv.v_proj = load_linear(ckpt, at + "v_proj.weight", v_out, s.hidden);
-  if (s.conv_width > 0) {
-    const auto conv_of = [&](const char* name, index_t channels) {
-      const std::string key = at + name + "_conv1d.";
-      return nn::ShortConvolution(ckpt.floats(key + "weight", {channels, 1, s.conv_width}),
-                                  ckpt.contains(key + "bias") ? ckpt.vector(key + "bias", channels) : std::vector<float>{});
+  qkv.q_proj = read_linear(ckpt, schema.at(Role::q_proj, Part::weight, l));
+  qkv.k_proj = read_linear(ckpt, schema.at(Role::k_proj, Part::weight, l));
+  qkv.v_proj = read_linear(ckpt, schema.at(Role::v_proj, Part::weight, l));
+  if (schema.layout().conv_width > 0) {
+    const auto conv_of = [&](Role r) {
+      const TensorSlot* bias = schema.find(r, Part::bias, l);
+      return nn::ShortConvolution(read(ckpt, schema.at(r, Part::weight, l)), bias ? read_vector(ckpt, *bias) : std::vector<float>{});
     };
-    qkv.q_conv = conv_of("q", q_out);
-    qkv.k_conv = conv_of("k", k_out);
-    qkv.v_conv = conv_of("v", v_out);
+    qkv.q_conv = conv_of(Role::q_conv);
+    qkv.k_conv = conv_of(Role::k_conv);
+    qkv.v_conv = conv_of(Role::v_conv);
   }
   return qkv;
 }
 
-// Embeddings, L blocks (pre-norms under their current or legacy keys, SPEC §8.10; GatedMLP
-// current or fused), final norm and the dense head (tied or not). make_mixer(at) loads the
-// token mixer of the attention prefix `at`.
+// Embeddings, L blocks (pre-norms, the token mixer, the gated MLP), final norm and the dense head
+// (tied or not). make_mixer(l) loads the token mixer of block l.
 template <class Model, class MakeMixer>
-Model load_dense_lm(const io::Checkpoint& ckpt, const DenseLMShape& s, const LoadOptions& options, MakeMixer&& make_mixer) {
-  const index_t D = s.hidden;
-  const io::FloatTensor embeddings = ckpt.floats("model.embeddings.weight", {s.vocab, D});
+Model load_dense_lm(const io::Checkpoint& ckpt, const Schema& schema, float norm_eps, const LoadOptions& options,
+                    MakeMixer&& make_mixer) {
+  const index_t L = schema.sizes().layers;
+  const io::FloatTensor embeddings = read(ckpt, schema.at(Role::embeddings));
   std::vector<typename Model::Block> blocks;
-  for (index_t l = 0; l < s.layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".", at = p + "attn.";
-    blocks.push_back({load_norm(ckpt, pick(ckpt, {p + "attn_norm.weight", at + "norm.weight"}), D),
-                      load_norm(ckpt, pick(ckpt, {p + "mlp_norm.weight", p + "mlp.norm.weight"}), D), make_mixer(at),
-                      load_gated_mlp(ckpt, p + "mlp.", D, s.intermediate)});
-    if (options.progress) options.progress(l + 1, s.layers);
+  for (index_t l = 0; l < L; ++l) {
+    blocks.push_back({read_vector(ckpt, schema.at(Role::attn_norm, Part::weight, l)),
+                      read_vector(ckpt, schema.at(Role::mlp_norm, Part::weight, l)), make_mixer(l),
+                      load_gated_mlp(ckpt, schema, l)});
+    if (options.progress) options.progress(l + 1, L);
   }
-  std::vector<float> norm = load_norm(ckpt, "model.norm.weight", D);
-  lm::DenseHead head{nn::Linear(head_weight(ckpt, embeddings, ckpt.get<bool>("tie_word_embeddings", false)))};
+  std::vector<float> norm = read_vector(ckpt, schema.at(Role::final_norm));
+  lm::DenseHead head{nn::Linear(head_weight(ckpt, schema, embeddings))};
   expect_all_used(ckpt);
-  return Model(embeddings, std::move(blocks), std::move(norm), std::move(head), s.norm_eps);
+  return Model(embeddings, std::move(blocks), std::move(norm), std::move(head), norm_eps);
 }
 
 }  // namespace detail

@@ -10,13 +10,13 @@ using GLAModel = lm::CausalLM<nn::GLAAttention, nn::GatedMLP, lm::DenseHead>;
 inline GLAModel load_gla(const io::Checkpoint& ckpt, const LoadOptions& options = {}) {
   using namespace detail;
   const ConfigReader cfg{ckpt};
-  const DenseLMShape s = read_dense_lm_shape(cfg, "gla", 0.5);
+  const DenseLMShape s = read_dense_lm_shape(cfg, Family::gla, 0.5);
   cfg.expect_one_of("attn_mode", "chunk", {"chunk", "fused_recurrent", "fused_chunk"});
   if (!ckpt.get<bool>("use_gk", true) || ckpt.get<bool>("use_gv", false))
     ckpt.fail("config.json use_gk = false or use_gv = true is not supported (GLA models gate keys only)");
 
   nn::GLAAttentionConfig a;
-  set_attention_sizes(a, s);
+  set_attention_sizes(a, s.sizes);
   a.use_output_gate = ckpt.get<bool>("use_output_gate", true);
   if (ckpt.has("clamp_min")) {
     a.clamp_min = ckpt.get<float>("clamp_min", 0.0f);
@@ -31,22 +31,21 @@ inline GLAModel load_gla(const io::Checkpoint& ckpt, const LoadOptions& options 
     }
   }
   a.norm_eps = s.norm_eps;
-  const bool affine = ckpt.get<bool>("elementwise_affine", true);
-  const index_t D = s.hidden, HV = s.heads * s.head_v, KVK = s.kv_heads * s.head_k;
+  Layout y;
+  y.output_gate = a.use_output_gate;
+  y.g_norm = ckpt.get<bool>("elementwise_affine", true);
+  y.conv_width = s.conv_width;
+  const Schema schema(Family::gla, s.sizes, detect_dense_layout(ckpt, Family::gla, y));
 
-  return load_dense_lm<GLAModel>(ckpt, s, options, [&](const std::string& at) {
+  return load_dense_lm<GLAModel>(ckpt, schema, s.norm_eps, options, [&](index_t l) {
+    const auto slot = [&](Role r, Part p = Part::weight) -> const TensorSlot& { return schema.at(r, p, l); };
     nn::GLAAttentionWeights w;
-    w.qkv = load_qkv(ckpt, at, s);
-    if (a.use_output_gate) w.g_proj = load_linear(ckpt, at + "g_proj.weight", HV, D);
-    const auto& gk0 = ckpt.info(at + "gk_proj.0.weight").shape;  // [rank, D]: the low rank is the checkpoint's
-    if (gk0.size() != 2)
-      ckpt.fail("tensor \"" + at + "gk_proj.0.weight\" has shape " + io::detail::shape_str(gk0) + ", expected [rank, " +
-                std::to_string(D) + "]");
-    const index_t rank = gk0[0];
-    w.gk_proj0 = load_linear(ckpt, at + "gk_proj.0.weight", rank, D);
-    w.gk_proj1 = nn::Linear(ckpt.floats(at + "gk_proj.1.weight", {KVK, rank}), ckpt.vector(at + "gk_proj.1.bias", KVK));
-    w.o_proj = load_linear(ckpt, at + "o_proj.weight", D, HV);
-    if (affine) w.g_norm = ckpt.vector(pick(ckpt, {at + "g_norm_swish_gate.weight", at + "g_norm.weight"}), s.head_v);
+    w.qkv = load_qkv(ckpt, schema, l);
+    if (const TensorSlot* g = schema.find(Role::g_proj, Part::weight, l)) w.g_proj = read_linear(ckpt, *g);
+    w.gk_proj0 = read_linear(ckpt, slot(Role::gk_proj0));
+    w.gk_proj1 = nn::Linear(read(ckpt, slot(Role::gk_proj1)), read_vector(ckpt, slot(Role::gk_proj1, Part::bias)));
+    w.o_proj = read_linear(ckpt, slot(Role::o_proj));
+    if (const TensorSlot* n = schema.find(Role::g_norm, Part::weight, l)) w.g_norm = read_vector(ckpt, *n);
     return nn::GLAAttention(a, std::move(w));
   });
 }

@@ -10,13 +10,13 @@ using GSAModel = lm::CausalLM<nn::GSAAttention, nn::GatedMLP, lm::DenseHead>;
 inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& options = {}) {
   using namespace detail;
   const ConfigReader cfg{ckpt};
-  const DenseLMShape s = read_dense_lm_shape(cfg, "gsa", 1.0);
-  if (s.heads * s.head_v != s.hidden)
+  const DenseLMShape s = read_dense_lm_shape(cfg, Family::gsa, 1.0);
+  if (s.sizes.heads * s.sizes.head_v != s.sizes.hidden)
     ckpt.fail("config.json expand_v must give value_dim = hidden_size (the output norm is [hidden_size], SPEC §8.12)");
 
   nn::GSAAttentionConfig a;
-  set_attention_sizes(a, s);
-  a.num_slots = cfg.positive("num_slots", s.head_k);
+  set_attention_sizes(a, s.sizes);
+  a.num_slots = cfg.positive("num_slots", s.sizes.head_k);
   // Upstream uses 8 or 16; beyond 10^4 every gate is 1 to float precision.
   a.gate_logit_normalizer = static_cast<float>(cfg.positive_real("gate_logit_normalizer", 8.0, 1e4));
   const std::string fm = ckpt.has("feature_map") ? ckpt.get<std::string>("feature_map", "") : "none";
@@ -30,17 +30,21 @@ inline GSAModel load_gsa(const io::Checkpoint& ckpt, const LoadOptions& options 
     a.feature_map = nn::GSAFeatureMap::none;
   else
     ckpt.fail("config.json \"feature_map\" = \"" + fm + "\" is not one of: swish, relu, t2r, null");
-  const bool affine = ckpt.get<bool>("elementwise_affine", true);
-  const index_t D = s.hidden;
+  Sizes sizes = s.sizes;
+  sizes.slots = a.num_slots;
+  Layout y;
+  y.g_norm = ckpt.get<bool>("elementwise_affine", true);
+  y.t2r = a.feature_map == nn::GSAFeatureMap::t2r;
+  y.conv_width = s.conv_width;
+  const Schema schema(Family::gsa, sizes, detect_dense_layout(ckpt, Family::gsa, y));
 
-  return load_dense_lm<GSAModel>(ckpt, s, options, [&](const std::string& at) {
+  return load_dense_lm<GSAModel>(ckpt, schema, s.norm_eps, options, [&](index_t l) {
     nn::GSAAttentionWeights w;
-    w.qkv = load_qkv(ckpt, at, s);
-    w.f_proj = load_linear(ckpt, at + "f_proj.weight", checked_mul(s.kv_heads, a.num_slots, "num_kv_heads x num_slots"), D);
-    w.o_proj = load_linear(ckpt, at + "o_proj.weight", D, D);
-    if (a.feature_map == nn::GSAFeatureMap::t2r)
-      w.t2r = load_linear(ckpt, at + "feature_map.layer.weight", s.head_k, s.head_k);
-    if (affine) w.g_norm = ckpt.vector(at + "g_norm.weight", D);
+    w.qkv = load_qkv(ckpt, schema, l);
+    w.f_proj = read_linear(ckpt, schema.at(Role::f_proj, Part::weight, l));
+    w.o_proj = read_linear(ckpt, schema.at(Role::o_proj, Part::weight, l));
+    if (const TensorSlot* t2r = schema.find(Role::t2r, Part::weight, l)) w.t2r = read_linear(ckpt, *t2r);
+    if (const TensorSlot* n = schema.find(Role::g_norm, Part::weight, l)) w.g_norm = read_vector(ckpt, *n);
     return nn::GSAAttention(a, std::move(w));
   });
 }

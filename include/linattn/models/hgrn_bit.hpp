@@ -52,34 +52,47 @@ inline HGRNBitModel load_hgrn_bit(const io::Checkpoint& ckpt, const LoadOptions&
               " with use_lower_bound: the lower bounds are [layers, hidden_size] and gate E = " + std::to_string(E) +
               " features (upstream cannot run this either)");
 
+  Sizes sizes;
+  sizes.vocab = V;
+  sizes.hidden = D;
+  sizes.layers = L;
+  sizes.intermediate = I;
+  sizes.heads = heads;
+  sizes.expanded = E;
+  Layout y;
+  y.fused_mlp = true;
+  y.lower_bounds = use_lb;
+  y.lm_head = stores_head(ckpt, Family::hgrn_bit);
+  const Schema schema(Family::hgrn_bit, sizes, y);
+
   nn::BitLinearOptions bl;
   bl.packing = options.packing;
   bl.kernel.threads = options.threads;
-  const auto bitlinear = [&](const std::string& p, index_t out, index_t in, const io::FloatTensor* weight = nullptr) {
-    const std::string key = p + ".weight";
-    nn::BitLinear layer(weight ? weight->matrix() : ckpt.floats(key, {out, in}).matrix(), ckpt.vector(p + ".norm.weight", in), bl);
-    if (!weight) ckpt.release(key);
+  // The BitLinear of (role, layer); `weight` replaces a tied head's missing weight.
+  const auto bitlinear = [&](Role r, index_t l, const io::FloatTensor* weight = nullptr) {
+    const TensorSlot* w = weight ? nullptr : &schema.at(r, Part::weight, l);
+    nn::BitLinear layer(weight ? weight->matrix() : read(ckpt, *w).matrix(),
+                        read_vector(ckpt, schema.at(r, Part::input_norm, l)), bl);
+    if (w) ckpt.release(w->key);
     if (options.dense_reference) layer.keep_dense_weights();
     return layer;
   };
 
-  const io::FloatTensor embeddings = ckpt.floats("model.embeddings.weight", {V, D});
+  const io::FloatTensor embeddings = read(ckpt, schema.at(Role::embeddings));
   std::vector<std::vector<float>> lb;
-  if (use_lb) lb = lower_bounds(ckpt.floats("model.lower_bounds", {L, D}));
+  if (use_lb) lb = lower_bounds(read(ckpt, schema.at(Role::lower_bounds)));
   std::vector<HGRNBitModel::Block> blocks;
   for (index_t l = 0; l < L; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".", at = p + "attn.";
-    nn::MLGRU mixer(bitlinear(at + "i_proj", E, D), bitlinear(at + "f_proj", E, D), bitlinear(at + "g_proj", E, D),
-                    bitlinear(at + "o_proj", D, E), ckpt.vector(at + "g_norm.weight", E), eps,
+    nn::MLGRU mixer(bitlinear(Role::i_proj, l), bitlinear(Role::f_proj, l), bitlinear(Role::g_proj, l),
+                    bitlinear(Role::o_proj, l), read_vector(ckpt, schema.at(Role::g_norm, Part::weight, l)), eps,
                     use_lb && l > 0 ? lb[static_cast<std::size_t>(l)] : std::vector<float>{});
-    nn::GLU mlp(bitlinear(p + "mlp.gate_proj", 2 * I, D), bitlinear(p + "mlp.down_proj", D, I));
-    blocks.push_back({load_norm(ckpt, p + "attn_norm.weight", D), load_norm(ckpt, p + "mlp_norm.weight", D),
-                      std::move(mixer), std::move(mlp)});
+    nn::GLU mlp(bitlinear(Role::gate_proj, l), bitlinear(Role::down_proj, l));
+    blocks.push_back({read_vector(ckpt, schema.at(Role::attn_norm, Part::weight, l)),
+                      read_vector(ckpt, schema.at(Role::mlp_norm, Part::weight, l)), std::move(mixer), std::move(mlp)});
     if (options.progress) options.progress(l + 1, L);
   }
-  std::vector<float> norm = load_norm(ckpt, "model.norm.weight", D);
-  const bool tied = ckpt.get<bool>("tie_word_embeddings", false) && !ckpt.contains("lm_head.weight");
-  lm::BitLinearHead head{bitlinear("lm_head", V, D, tied ? &embeddings : nullptr)};
+  std::vector<float> norm = read_vector(ckpt, schema.at(Role::final_norm));
+  lm::BitLinearHead head{bitlinear(Role::lm_head, -1, y.lm_head ? nullptr : &embeddings)};
   expect_all_used(ckpt);
   return HGRNBitModel(embeddings, std::move(blocks), std::move(norm), std::move(head), eps);
 }

@@ -78,10 +78,10 @@ class MLGRU {
     for (BitLinear* p : {&i_, &f_, &g_, &o_}) p->keep_dense_weights();
   }
 
-  // As a token mixer of lm::CausalLM: the state of one sequence is h [1, E]. run.threads is
+  // As a token mixer of lm::CausalLM: the state of one sequence is h [1, 1, 1, E]. run.threads is
   // the thread count of every projection and elementwise stage.
   using State = hgrn::State<float>;
-  State initial_state() const { return State(Shape<2>{1, expanded_size()}); }
+  State initial_state() const { return hgrn::zero_state<float>(1, expanded_size()); }
   void forward(TensorView<const float, 2> x, TensorView<float, 2> out, State& state, const RunOptions& run) const {
     forward(TensorView<const float, 3>(x.data(), {1, x.size(0), x.size(1)}, {x.numel(), x.stride(0), x.stride(1)}),
             TensorView<float, 3>(out.data(), {1, out.size(0), out.size(1)}, {out.numel(), out.stride(0), out.stride(1)}),
@@ -93,9 +93,9 @@ class MLGRU {
     const index_t N = x.size(0), E = expanded_size();
     linattn::detail::require(static_cast<index_t>(states.size()) == N, "linattn::nn::MLGRU::step",
                              "one state per row of x required");
-    State batch(Shape<2>{N, E});
+    State batch = hgrn::zero_state<float>(N, E);
     for (index_t n = 0; n < N; ++n) {
-      linattn::detail::require(states[n]->shape() == Shape<2>{1, E}, "linattn::nn::MLGRU::step",
+      linattn::detail::require(states[n]->shape() == hgrn::state_shape(1, E), "linattn::nn::MLGRU::step",
                                "state " + std::to_string(n) + " has shape " + shape_string(states[n]->shape()));
       std::copy_n(states[n]->data(), E, batch.data() + n * E);
     }
@@ -105,7 +105,7 @@ class MLGRU {
     for (index_t n = 0; n < N; ++n) std::copy_n(batch.data() + n * E, E, states[n]->data());
   }
 
-  // x, out [B, T, D] (contiguous); state [B, E]: the state before the first token (zeros if
+  // x, out [B, T, D] (contiguous); state [B, 1, 1, E]: the state before the first token (zeros if
   // null) and, when given, overwritten with the state after the last. T = 1 is a decode step.
   // threads: the projections, the recurrence and the elementwise stages.
   void forward(TensorView<const float, 3> x, TensorView<float, 3> out, hgrn::State<float>* state = nullptr,
@@ -115,11 +115,11 @@ class MLGRU {
     linattn::detail::check_shape(where, "x", x, {-1, -1, D});
     linattn::detail::check_shape(where, "out", out, {B, T, D});
     linattn::detail::require(x.is_contiguous() && out.is_contiguous(), where, "x and out must be contiguous");
-    if (state && state->shape() != Shape<2>{B, E}) {
+    if (state && state->shape() != hgrn::state_shape(B, E)) {
       if (state->numel() != 0)
         linattn::detail::fail(where, "state has shape " + shape_string(state->shape()) + ", expected " +
-                                         shape_string(Shape<2>{B, E}));
-      *state = hgrn::State<float>(Shape<2>{B, E});
+                                         shape_string(hgrn::state_shape(B, E)));
+      *state = hgrn::zero_state<float>(B, E);
     }
     const index_t rows = B * T;
     const TensorView<const float, 2> x2(x.data(), {rows, D});

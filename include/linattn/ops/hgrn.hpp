@@ -1,6 +1,6 @@
 // HGRN: the element-wise gated recurrence of the MatMul-free LM's token mixer (SPEC §4).
 //
-//   x, gate, o [B, T, D]   state h [N, D]   (N = B, or sequences in cu_seqlens)
+//   x, gate, o [B, T, D]   state h [N, 1, 1, D]   (N = B, or sequences in cu_seqlens)
 //   h_t = a_t ⊙ h_{t-1} + x_t,   o_t = h_t
 //
 // The decay a_t comes in one of two conventions, and the type says which (SPEC §8.1):
@@ -22,6 +22,7 @@
 #include "linattn/core/check.hpp"
 #include "linattn/core/form.hpp"
 #include "linattn/core/math.hpp"
+#include "linattn/core/state.hpp"
 #include "linattn/core/tensor.hpp"
 #include "linattn/core/threading.hpp"
 #include "linattn/ops/gated_recurrence.hpp"
@@ -31,9 +32,24 @@
 
 namespace linattn::hgrn {
 
-// [N, D], fp32 or wider (SPEC §8.15: upstream's fused kernels keep it in bf16; we do not).
+// HGRN is the gated recurrence with one key (K = 1) and one head over all D features, so its
+// state is GLA's and GSA's type, RecurrentState, of shape [N, 1, 1, D] (fla's [N, D] with H = K = 1),
+// fp32 or wider (SPEC §8.15: upstream's fused kernels keep it in bf16; we do not).
 template <class T>
-using State = Array<acc_t<T>, 2>;
+using State = RecurrentState<T>;
+
+// The state shape of N sequences of D features, and a zero state of it.
+inline Shape<4> state_shape(index_t sequences, index_t features) { return {sequences, 1, 1, features}; }
+template <class T>
+State<T> zero_state(index_t sequences, index_t features) {
+  return State<T>(sequences, 1, 1, features);
+}
+// A copy of a state in fla's layout, h [N, D] (any strides).
+template <class T>
+State<T> state_from_rows(TensorView<const acc_t<T>, 2> h) {
+  return State<T>::from_tensor(TensorView<const acc_t<T>, 4>(h.data(), state_shape(h.size(0), h.size(1)),
+                                                             {h.stride(0), h.stride(0), h.stride(0), h.stride(1)}));
+}
 
 template <class T>
 struct LogGates {
@@ -104,11 +120,9 @@ void forward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorView
     linattn::detail::fail(where, "chunk_size must be >= 1, got " + std::to_string(opt.chunk_size));
   const auto spans = linattn::detail::sequence_spans(where, B, T_, opt.cu_seqlens);
   const index_t N = static_cast<index_t>(spans.size());
-  if (initial_state && initial_state->shape() != Shape<2>{N, D})
-    linattn::detail::fail(where, "initial_state has shape " + shape_string(initial_state->shape()) + ", expected " +
-                                     shape_string(Shape<2>{N, D}));
-  if (final_state && final_state != initial_state && final_state->shape() != Shape<2>{N, D})
-    *final_state = State<T>(Shape<2>{N, D});
+  if (initial_state) linattn::detail::check_state(where, "initial_state", *initial_state, state_shape(N, D));
+  if (final_state && final_state != initial_state && final_state->shape() != state_shape(N, D))
+    *final_state = zero_state<T>(N, D);
   // One head of a one-row state (K = 1) whose D columns the driver may split across threads.
   // Blocks of rows: the recurrent kernels' time block, or whole chunks.
   const index_t block = form == Form::chunk ? opt.chunk_size * std::max<index_t>(1, 64 / opt.chunk_size)
@@ -184,7 +198,7 @@ void forward(F, in<T, 3> x, const Gates& gates, TensorView<T, 3> o, const State<
 }
 
 // Gradients of L = Σ o ⊙ do + Σ h_T ⊙ dht (SPEC §9.5) w.r.t. x, the gate (dL/dg for log gates,
-// dL/df for linear ones) and h0, written into views of the inputs' shapes; dh0 [N, D] is
+// dL/df for linear ones) and h0, written into views of the inputs' shapes; dh0 [N, 1, 1, D] is
 // (re)shaped as needed, null: not wanted.
 template <class T>
 struct Gradients {
@@ -217,14 +231,9 @@ void backward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorVie
   linattn::detail::check_inner_contiguous(where, "dgate", grads.dgate);
   const auto spans = linattn::detail::sequence_spans(where, B, T_, opt.cu_seqlens);
   const index_t N = static_cast<index_t>(spans.size());
-  const auto check_state = [&](const char* name, const State<T>* st) {
-    if (st && st->shape() != Shape<2>{N, D})
-      linattn::detail::fail(where, std::string(name) + " has shape " + shape_string(st->shape()) + ", expected " +
-                                       shape_string(Shape<2>{N, D}));
-  };
-  check_state("initial_state", initial_state);
-  check_state("dht", dht);
-  if (grads.dh0 && grads.dh0->shape() != Shape<2>{N, D}) *grads.dh0 = State<T>(Shape<2>{N, D});
+  if (initial_state) linattn::detail::check_state(where, "initial_state", *initial_state, state_shape(N, D));
+  if (dht) linattn::detail::check_state(where, "dht", *dht, state_shape(N, D));
+  if (grads.dh0 && grads.dh0->shape() != state_shape(N, D)) *grads.dh0 = zero_state<T>(N, D);
   const index_t blocks = (D + detail::kColumnBlock - 1) / detail::kColumnBlock;
   static const T one = T(1);
   linattn::detail::parallel_for(N * blocks, opt.threads, [&](index_t item) {
@@ -263,7 +272,7 @@ void backward(Form form, TensorView<const T, 3> x, const Gates& gates, TensorVie
 
 // Backward of the forward above, token by token: the gated recurrence's backward with a
 // one-row state (ops/recurrence/recurrent_backward.hpp). `dout` is dL/do; `initial_state` and
-// `dht` [N, D] may be null (zeros). Nothing is kept from the forward; per column block the
+// `dht` [N, 1, 1, D] may be null (zeros). Nothing is kept from the forward; per column block the
 // backward holds the state, its gradient and, for linear gates, the T states of the block.
 template <class T, class Gates>
 void recurrent_backward(in<T, 3> x, const Gates& gates, in<T, 3> dout, const State<T>* initial_state, const State<T>* dht,
@@ -286,7 +295,7 @@ struct StepOptions {
   Threads threads;
 };
 
-// One decode step, updating `state` [N, D] in place: x, gate, o [N, D].
+// One decode step, updating `state` [N, 1, 1, D] in place: x, gate, o [N, D].
 template <class T, class Gate2>
 void step(in<T, 2> x, const Gate2& gate, TensorView<T, 2> o, State<T>& state, const StepOptions& options = {}) {
   using Acc = acc_t<T>;
@@ -299,9 +308,7 @@ void step(in<T, 2> x, const Gate2& gate, TensorView<T, 2> o, State<T>& state, co
   const index_t N = x.size(0), D = x.size(1);
   linattn::detail::check_shape(where, space == detail::GateSpace::log ? "g" : "f", g3, {N, 1, D});
   linattn::detail::check_shape(where, "o", o, {N, D});
-  if (state.shape() != Shape<2>{N, D})
-    linattn::detail::fail(where, "state has shape " + shape_string(state.shape()) + ", expected " +
-                                     shape_string(Shape<2>{N, D}));
+  linattn::detail::check_state(where, "state", state, state_shape(N, D));
   static const T one = T(1);
   linattn::detail::parallel_for(N, linattn::detail::step_threads(options.threads, N * D), [&](index_t n) {
     thread_local std::vector<Acc> scratch;
