@@ -12,6 +12,8 @@
 // does not have (form::fused_chunk for HGRN) is a compile error that says so.
 #pragma once
 
+#include <type_traits>
+
 namespace linattn {
 
 enum class Form { recurrent, chunk, fused_chunk };
@@ -29,6 +31,11 @@ struct fused_chunk_t {
 inline constexpr recurrent_t recurrent{};
 inline constexpr chunk_t chunk{};
 inline constexpr fused_chunk_t fused_chunk{};
+
+// Whether F is one of the tags above (the ops' forward(F, ...) dispatch on it).
+template <class F>
+inline constexpr bool is_tag_v = std::is_same_v<F, recurrent_t> || std::is_same_v<F, chunk_t> ||
+                                 std::is_same_v<F, fused_chunk_t>;
 }  // namespace form
 
 inline constexpr const char* form_name(Form f) {

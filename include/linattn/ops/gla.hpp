@@ -230,8 +230,7 @@ void fused_chunk(in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, TensorView<T, 
 template <class F, class T>
 void forward(F, in<T, 4> q, in<T, 4> k, in<T, 4> v, in<T, 4> gk, TensorView<T, 4> o, const State<T>* initial_state = nullptr,
              State<T>* final_state = nullptr, const Options& options = {}) {
-  if constexpr (std::is_same_v<F, form::recurrent_t> || std::is_same_v<F, form::chunk_t> ||
-                std::is_same_v<F, form::fused_chunk_t>)
+  if constexpr (form::is_tag_v<F>)
     detail::forward(F::value, q, k, v, gk, o, initial_state, final_state, options);
   else
     static_assert(linattn::detail::dependent_false<F>,

@@ -185,12 +185,12 @@ void chunk(in<T, 3> x, const Gates& gates, TensorView<T, 3> o, const State<T>* i
 template <class F, class T, class Gates>
 void forward(F, in<T, 3> x, const Gates& gates, TensorView<T, 3> o, const State<T>* initial_state = nullptr,
              State<T>* final_state = nullptr, const Options& options = {}) {
-  if constexpr (std::is_same_v<F, form::recurrent_t> || std::is_same_v<F, form::chunk_t>)
-    detail::forward(F::value, x, gates, o, initial_state, final_state, options);
-  else if constexpr (std::is_same_v<F, form::fused_chunk_t>)
+  if constexpr (std::is_same_v<F, form::fused_chunk_t>)
     static_assert(linattn::detail::dependent_false<F>,
                   "linattn::hgrn::forward: HGRN has no fused_chunk form (its state is one row per "
                   "sequence, already held in registers by the recurrent form): use form::recurrent or form::chunk");
+  else if constexpr (form::is_tag_v<F>)
+    detail::forward(F::value, x, gates, o, initial_state, final_state, options);
   else
     static_assert(linattn::detail::dependent_false<F>,
                   "linattn::hgrn::forward: the first argument is not a form of linattn::hgrn "
