@@ -19,6 +19,19 @@ packages=(
   libbenchmark-dev
   nlohmann-json3-dev
   libsentencepiece-dev
+  # examples/python (the release preset builds it, its pytest suite runs in ctest): Debian's
+  # interpreter and headers, pybind11, numpy; torch and pytest for the tests; setuptools, pip and
+  # venv for the README's `pip install ./examples/python`. python3-torch brings a BLAS via
+  # alternatives; libopenblas0-pthread makes torch's CPU matrix products not the generic BLAS.
+  python3-dev
+  python3-pybind11
+  python3-numpy
+  python3-pytest
+  python3-torch
+  libopenblas0-pthread
+  python3-setuptools
+  python3-pip
+  python3-venv
   # examples/hw: Verilator simulation, Yosys and nextpnr-ice40 synthesis gates (~450 MB)
   verilator
   yosys
