@@ -1,16 +1,24 @@
 #!/usr/bin/python3
-"""linattn.ops.chunk_gla forward + backward from torch, beside the same computation written in
-PyTorch ops under autograd (the chunked form of bench/anchors.py, and the naive per-token loop),
-in one run on one thread: medians and ratios (#14's targets: >= 10x and >= 50x).
+"""linattn from Python, one run, one thread, medians (#14's targets):
 
-    PYTHONPATH=build/release/examples/python /usr/bin/python3 bench/python_ops.py
+* the decode step's overhead: linattn.ops.gla_step (B=1, H=4, K=V=128) from Python against
+  linattn-bench's BM_GLA_Step/K:128/threads:1, the same C++ call (target: <= 10 us more);
+* chunk_gla forward + backward from torch, beside the same computation written in PyTorch ops
+  under autograd: the chunked form of bench/anchors.py (target >= 10x) and the naive per-token
+  loop (target >= 50x).
+
+    PYTHONPATH=build/release/examples/python /usr/bin/python3 bench/python_ops.py \
+        --bench build/release/bench/linattn-bench
 """
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -29,6 +37,37 @@ def median_time(fn, repeats):
     return statistics.median(samples)
 
 
+def step_overhead(bench, repeats):
+    """Seconds per decode step from C++ (linattn-bench's median) and from Python (numpy and torch
+    inputs, state updated in place), B=1 H=4 K=V=128."""
+    out = subprocess.run([bench, "--benchmark_filter=^BM_GLA_Step/K:128/threads:1/", "--benchmark_format=json"],
+                         check=True, capture_output=True, text=True).stdout
+    runs = json.loads(out)["benchmarks"]
+    med = [b for b in runs if b.get("aggregate_name") == "median"] or runs
+    unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[med[0]["time_unit"]]
+    t_cpp = med[0]["real_time"] * unit
+    rng = np.random.default_rng(0)
+    H, K = 4, 128
+    q, k, v = (rng.standard_normal((1, H, K), dtype=np.float32) for _ in range(3))
+    g = (np.log(1 / (1 + np.exp(-rng.standard_normal((1, H, K))))) / 16).astype(np.float32)
+    state = rng.standard_normal((1, H, K, K), dtype=np.float32)
+    tq, tk, tv, tg, ts = (torch.from_numpy(x) for x in (q, k, v, g, state.copy()))
+
+    def per_call(fn, n=2000):
+        fn()
+        samples = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples.append((time.perf_counter() - t0) / n)
+        return statistics.median(samples)
+
+    t_np = per_call(lambda: linattn.ops.gla_step(q, k, v, g, state, threads=1))
+    t_torch = per_call(lambda: linattn.ops.gla_step(tq, tk, tv, tg, ts, threads=1))
+    return t_cpp, t_np, t_torch
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--T", type=int, default=2048)
@@ -36,10 +75,18 @@ def main():
     ap.add_argument("--K", type=int, default=128)
     ap.add_argument("--V", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--bench", help="linattn-bench, for the C++ side of the decode-step overhead")
     args = ap.parse_args()
     H, T, K, V = args.H, args.T, args.K, args.V
     set_threads(torch, 1, 1)
     linattn.set_num_threads(1)
+
+    if args.bench:
+        t_cpp, t_np, t_torch = step_overhead(args.bench, args.repeats)
+        print("GLA decode step, B=1 H=4 K=V=128, 1 thread, float32: median us per call")
+        print(f"  C++ gla::step (linattn-bench BM_GLA_Step)   {t_cpp * 1e6:8.2f}")
+        print(f"  linattn.ops.gla_step, numpy arrays           {t_np * 1e6:8.2f}   overhead {(t_np - t_cpp) * 1e6:6.2f}")
+        print(f"  linattn.ops.gla_step, torch tensors          {t_torch * 1e6:8.2f}   overhead {(t_torch - t_cpp) * 1e6:6.2f}")
 
     q, k, v, g = gla_inputs(torch, H, T, K, V)  # [H, T, *]
     do = torch.randn(H, T, V)

@@ -20,13 +20,16 @@ packages=(
   nlohmann-json3-dev
   libsentencepiece-dev
   # examples/python (the release preset builds it, its pytest suite runs in ctest): Debian's
-  # interpreter and headers, pybind11, numpy; torch and pytest for the tests; setuptools, pip and
+  # interpreter and headers, pybind11, numpy; torch and pytest for the tests, sentencepiece for
+  # the models' text; setuptools, pip and
   # venv for the README's `pip install ./examples/python`. python3-torch brings a BLAS via
   # alternatives; libopenblas0-pthread makes torch's CPU matrix products not the generic BLAS.
   python3-dev
   python3-pybind11
   python3-numpy
   python3-pytest
+  python3-sentencepiece
+  python3-matplotlib
   python3-torch
   libopenblas0-pthread
   python3-setuptools

@@ -1,4 +1,5 @@
-# Builds linattn._core from the headers in ../../include (the repository's), or LINATTN_INCLUDE.
+# Builds linattn._core from the headers in ../../include (the repository's), or LINATTN_INCLUDE;
+# with Eigen (libeigen3-dev) and nlohmann-json (nlohmann-json3-dev) from Debian.
 #
 # The extension is compiled for this machine's CPU (-march=native), as the C++ library's own
 # builds are. LINATTN_PORTABLE=1 builds it for any x86-64 instead: the recurrence core's plain
@@ -21,7 +22,7 @@ setup(
     ext_modules=[
         Pybind11Extension(
             "linattn._core",
-            ["src/core.cpp"],
+            ["src/core.cpp", "src/models.cpp"],
             include_dirs=[str(include), "/usr/include/eigen3"],
             cxx_std=20,
             extra_compile_args=args,

@@ -22,9 +22,10 @@ except ImportError:  # torch is optional: the ops then take and return numpy arr
     torch = None
 
 __all__ = [
-    "chunk_gla", "fused_recurrent_gla", "fused_chunk_gla",
+    "chunk_gla", "fused_recurrent_gla", "fused_chunk_gla", "gla_step",
     "chunk_gsa", "fused_recurrent_gsa",
     "chunk_hgrn", "fused_recurrent_hgrn",
+    "bitlinear",
     "set_num_threads", "get_num_threads",
 ]
 
@@ -148,6 +149,29 @@ def fused_recurrent_gla(q, k, v, gk=None, gv=None, scale=None, initial_state=Non
     return _gla("recurrent", q, k, v, gk, scale, initial_state, output_final_state, cu_seqlens, threads)
 
 
+def gla_step(q, k, v, g, state, scale=None, threads=None):
+    """One decode token of GLA for N sequences: q, k, g [N, H, K], v [N, H, V]; `state`
+    [N, H, K, V] (a tensor or array of the inputs' dtype, each head's [K, V] contiguous, e.g. the
+    final_state of a prefill) is updated in place. Returns o [N, H, V]. No autograd (decoding)."""
+    # Decoding calls this once per token and layer, so the common case (CPU tensors or arrays not
+    # needing grad, inner dimension contiguous) goes straight to the kernel, which checks dtypes,
+    # shapes and strides itself; anything else (and any error, for its message) takes the
+    # checked path below. bench/python_ops.py measures the difference.
+    n = _threads if threads is None else int(threads)
+    try:
+        if _is_torch(q):
+            return torch.from_numpy(_core.gla_step(q.numpy(), k.numpy(), v.numpy(), g.numpy(), state.numpy(), scale, n))
+        if isinstance(q, np.ndarray) and isinstance(state, np.ndarray):
+            return _core.gla_step(q, k, v, g, state, scale, n)
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        pass  # grad-requiring or GPU tensors, mixed kinds, a strided last dimension: see below
+    st = state.detach().numpy() if _is_torch(state) else state
+    if not isinstance(st, np.ndarray):
+        raise ValueError("linattn.ops.gla_step: state must be a torch tensor or a numpy array (it is updated in place)")
+    o = _core.gla_step(_array(q, "q"), _array(k, "k"), _array(v, "v"), _array(g, "g"), st, scale, _threads_of(threads))
+    return _wrap(_is_torch(q), o)
+
+
 # ---- GSA ----------------------------------------------------------------------------------------
 
 if torch is not None:
@@ -167,21 +191,16 @@ if torch is not None:
         def backward(ctx, do, dhk, dhv):
             q, k, v, s, g, hk0, hv0 = ctx.saved_tensors
             form, scale, cu, threads = ctx.args
-            if (dhk is None) != (dhv is None):  # one of the two final states unused
-                dhk = torch.zeros_like(hk0 if hk0 is not None else dhv) if dhk is None else dhk
-                dhv = torch.zeros_like(hv0 if hv0 is not None else dhk) if dhv is None else dhv
             dq, dk, dv, ds, dg, dh0 = _core.gsa_backward(
                 form, _array(q, "q"), _array(k, "k"), _array(v, "v"), _array(s, "s"), _array(g, "g"),
                 _array(do, "do"), scale, _array(hk0, "hk0"), _array(hv0, "hv0"), _array(dhk, "dhk"),
                 _array(dhv, "dhv"), cu, CHUNK_SIZE, threads)
             dhk0, dhv0 = _wrap(True, dh0) if dh0 is not None else (None, None)
             return (None, torch.from_numpy(dq), torch.from_numpy(dk), torch.from_numpy(dv), torch.from_numpy(ds),
-                    torch.from_numpy(dg), None, dhk0, dhv0, None, None, None)
+                    _wrap(True, dg), None, dhk0, dhv0, None, None, None)
 
 
 def _gsa(form, q, k, v, s, g, scale, initial_state, output_final_state, cu_seqlens, threads):
-    if g is None:
-        raise ValueError("linattn.ops: GSA needs the forget gate g (log space, [B, T, H, M])")
     hk0, hv0 = initial_state if initial_state is not None else (None, None)
     cu = _offsets(cu_seqlens, q.shape[0])
     threads = _threads_of(threads)
@@ -198,6 +217,8 @@ def chunk_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_s
               threads=None):
     """Gated slot attention in chunk form: q [B, T, HQ, K], k [B, T, H, K], v [B, T, H, V],
     s, g [B, T, H, M] (slot logits, log forget gates). initial_state: (hk [N, H, K, M], hv [N, H, M, V]).
+    g=None: the slots are the softmax over time of s (ABC; SPEC section 3's formula, which fla means
+    and none of its paths computes), its normaliser starting afresh at each sequence's first token.
 
     Returns (o [B, T, HQ, V], (hk, hv) or None)."""
     return _gsa("chunk", q, k, v, s, g, scale, initial_state, output_final_state, cu_seqlens, threads)
@@ -253,3 +274,51 @@ def chunk_hgrn(x, g, initial_state=None, output_final_state=False, cu_seqlens=No
 def fused_recurrent_hgrn(x, g, initial_state=None, output_final_state=False, cu_seqlens=None, threads=None):
     """HGRN token by token. As chunk_hgrn."""
     return _hgrn("recurrent", x, g, initial_state, output_final_state, cu_seqlens, threads)
+
+
+# ---- BitLinear ----------------------------------------------------------------------------------
+
+if torch is not None:
+
+    class _BitLinear(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, weight, norm_weight, eps, activation_rounding):
+            y, saved = _core.bitlinear_forward(_array(x, "x"), _array(weight, "weight"),
+                                               _array(norm_weight, "norm_weight"), eps, activation_rounding, True)
+            ctx.saved = saved
+            return torch.from_numpy(y)
+
+        @staticmethod
+        def backward(ctx, dy):
+            dx, dw, dn = _core.bitlinear_backward(ctx.saved, _array(dy, "dy"))
+            del ctx.saved  # the codes and activations: free them with the graph's step
+            return (torch.from_numpy(dx), torch.from_numpy(dw), torch.from_numpy(dn) if ctx.needs_input_grad[2] else None,
+                    None, None)
+
+
+def bitlinear(x, weight, norm_weight=None, bias=None, eps=1e-8, activation_rounding="half_to_even"):
+    """MatMul-free LM's BitLinear (mmfreelm.ops.bitnet.BitLinear, SPEC section 2.4):
+    y = Q_a(RMSNorm(x) * norm_weight) @ Q_w(weight)^T (+ bias), with x [..., in], the latent
+    float weight [out, in] ternarised (absmean) at every call, activations per-row absmax int8.
+    float32. The backward is straight-through (the quantisers pass gradients unchanged), as
+    upstream trains. Upstream's FusedBitLinear (the HGRNBit checkpoints' layer) is
+    eps=1e-6, activation_rounding="half_away_from_zero"; BitLinear's is the default
+    (eps=1e-8, torch.round: half to even).
+
+    Returns y [..., out]."""
+    for name, t in (("x", x), ("weight", weight), ("norm_weight", norm_weight)):
+        if t is not None and t.dtype not in (np.float32, getattr(torch, "float32", np.float32)):
+            raise ValueError(f"linattn.ops.bitlinear: {name} has dtype {t.dtype}; BitLinear runs in float32")
+    if x.ndim < 1 or weight.ndim != 2:
+        raise ValueError(f"linattn.ops.bitlinear: x must be [..., in] and weight [out, in], got {tuple(x.shape)} "
+                         f"and {tuple(weight.shape)}")
+    lead = tuple(x.shape[:-1])
+    x2 = x.reshape(-1, x.shape[-1])  # [N, in]
+    if _needs_grad(x, weight, norm_weight):
+        y = _BitLinear.apply(x2, weight, norm_weight, float(eps), activation_rounding)
+    else:
+        y, _ = _core.bitlinear_forward(_array(x2, "x"), _array(weight, "weight"), _array(norm_weight, "norm_weight"),
+                                       float(eps), activation_rounding, False)
+        y = _wrap(_is_torch(x), y)
+    y = y.reshape(*lead, y.shape[-1])
+    return y if bias is None else y + bias

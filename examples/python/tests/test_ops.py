@@ -199,6 +199,33 @@ def test_forms_and_kinds_agree():
     assert rel(np.concatenate([o1, o2], axis=1), ref) <= 1e-12 and rel(h2, ref_ht) <= 1e-12
 
 
+def test_gla_step_continues_a_prefill_in_place():
+    rng = np.random.default_rng(1)
+    q, k = rng.standard_normal((1, 20, 3, 8)), rng.standard_normal((1, 20, 3, 8))
+    v, g = rng.standard_normal((1, 20, 3, 5)), -rng.uniform(0, 0.5, (1, 20, 3, 8))
+    ref, ref_ht = ops.fused_recurrent_gla(q, k, v, g, output_final_state=True)
+    _, state = ops.chunk_gla(q[:, :12], k[:, :12], v[:, :12], g[:, :12], output_final_state=True)
+    state = torch.from_numpy(state)  # a torch state is updated in place too
+    for t in range(12, 20):
+        o = ops.gla_step(*(torch.from_numpy(x[:, t]) for x in (q, k, v, g)), state)
+        assert rel(o.numpy(), ref[:, t]) <= 1e-12
+    assert rel(state.numpy(), ref_ht) <= 1e-12
+    with pytest.raises(ValueError, match="read-only"):
+        frozen = np.zeros((1, 3, 8, 5))
+        frozen.flags.writeable = False
+        ops.gla_step(q[:, 0], k[:, 0], v[:, 0], g[:, 0], frozen)
+    with pytest.raises(ValueError, match="state has shape"):
+        ops.gla_step(q[:, 0], k[:, 0], v[:, 0], g[:, 0], np.zeros((1, 3, 8, 4)))
+    # Off the fast path: inputs needing grad, a strided last dimension (copied), mixed kinds.
+    st = np.zeros((1, 3, 8, 5))
+    o1 = ops.gla_step(torch.from_numpy(q[:, 0]).requires_grad_(), torch.from_numpy(k[:, 0]), v[:, 0], g[:, 0], st)
+    st2 = np.zeros((1, 3, 8, 5))
+    o2 = ops.gla_step(np.asfortranarray(q[:, 0]), k[:, 0], v[:, 0], g[:, 0], st2)
+    assert isinstance(o1, torch.Tensor) and rel(o1.numpy(), o2) <= 1e-15 and rel(st, st2) <= 1e-15
+    with pytest.raises(ValueError, match="dtype"):
+        ops.gla_step(q[:, 0], k[:, 0], v[:, 0], g[:, 0], np.zeros((1, 3, 8, 5), np.float32))
+
+
 def test_threads_setting():
     linattn.set_num_threads(1)
     assert linattn.get_num_threads() == 1
@@ -256,3 +283,74 @@ def test_gla_layer_trains():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+# ---- GSA without g (SPEC section 3's softmax-over-time fallback) ------------------------------------
+
+def test_gsa_without_gate_is_the_softmax_over_time():
+    # g = None means: z_t = log sum_{tau <= t} e^{s_tau} per slot, s'_t = e^{s_t - z_t},
+    # g'_t = z_{t-1} - z_t (g'_0 = 0); the op with (s', g') given is the reference.
+    rng = np.random.default_rng(3)
+    B, T, H, K, V, M = 1, 70, 2, 8, 6, 4
+    q, k, v = rng.standard_normal((B, T, H, K)), rng.standard_normal((B, T, H, K)), rng.standard_normal((B, T, H, V))
+    s = rng.standard_normal((B, T, H, M))
+    z = np.logaddexp.accumulate(s, axis=1)
+    g = np.concatenate([np.zeros_like(z[:, :1]), z[:, :-1] - z[:, 1:]], axis=1)
+    ref, _ = ops.fused_recurrent_gsa(q, k, v, np.exp(s - z), g)
+    for op in (ops.chunk_gsa, ops.fused_recurrent_gsa):
+        o, _ = op(q, k, v, s)
+        assert rel(o, ref) <= 1e-12
+
+
+@pytest.mark.parametrize("op", [ops.chunk_gsa, ops.fused_recurrent_gsa])
+def test_gsa_without_gate_gradcheck(op):
+    q, k, v = randn(1, 9, 2, 4, seed=1).requires_grad_(), randn(1, 9, 2, 4, seed=2).requires_grad_(), \
+        randn(1, 9, 2, 3, seed=3).requires_grad_()
+    s = randn(1, 9, 2, 5, seed=4).requires_grad_()
+    assert torch.autograd.gradcheck(lambda q, k, v, s: op(q, k, v, s)[0], (q, k, v, s))
+
+
+# ---- BitLinear ------------------------------------------------------------------------------------
+
+def rounding_of(meta):
+    return "half_away_from_zero" if "round half away" in meta["formula"] else "half_to_even"
+
+
+@pytest.mark.parametrize("path", cases("grad/bitlinear_grad_*.safetensors"), ids=os.path.basename)
+def test_bitlinear_golden_gradients(path):
+    x, meta = read_safetensors(path)
+    xt, w, nw = (torch.from_numpy(x[n].copy()).requires_grad_() for n in ("x", "W", "norm_w"))
+    y = ops.bitlinear(xt, w, nw, eps=float(meta["eps"]), activation_rounding=rounding_of(meta))
+    assert rel(y.detach().numpy(), x["y"]) <= 1e-4
+    y.backward(torch.from_numpy(x["dy"].copy()))
+    assert rel(xt.grad.numpy(), x["dx"]) <= 1e-4
+    assert rel(w.grad.numpy(), x["dW"]) <= 1e-4
+    assert rel(nw.grad.numpy(), x["dnorm_w"]) <= 1e-4
+
+
+@pytest.mark.parametrize("path", cases("bitlinear_*.safetensors"), ids=os.path.basename)
+def test_bitlinear_golden_forward(path):
+    # These inputs have no activation within 1e-4 of a rounding tie, so both roundings agree.
+    x, meta = read_safetensors(path)
+    for rounding in ("half_to_even", "half_away_from_zero"):
+        y = ops.bitlinear(x["x"], x["weight"], x["norm_weight"], eps=float(meta["eps"]), activation_rounding=rounding)
+        assert isinstance(y, np.ndarray)  # numpy in, numpy out
+        assert rel(y, x["y"]) <= 1e-4
+
+
+def test_bitlinear_shapes_bias_and_errors():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 16)).astype(np.float32)
+    w = rng.standard_normal((8, 16)).astype(np.float32)
+    y = ops.bitlinear(x, w)
+    assert y.shape == (2, 3, 8) and rel(y.reshape(6, 8), ops.bitlinear(x.reshape(6, 16), w)) == 0
+    b = torch.ones(8, requires_grad=True)
+    yt = ops.bitlinear(torch.from_numpy(x), torch.from_numpy(w).requires_grad_(), bias=b)
+    yt.sum().backward()
+    assert rel(yt.detach().numpy() - 1, y) <= 1e-6 and rel(b.grad.numpy(), np.full(8, 6.0)) == 0
+    with pytest.raises(ValueError, match="float32"):
+        ops.bitlinear(x.astype(np.float64), w)
+    with pytest.raises(ValueError, match="features"):
+        ops.bitlinear(x[..., :15], w)
+    with pytest.raises(ValueError, match="rounding"):
+        ops.bitlinear(x, w, activation_rounding="up")

@@ -373,10 +373,12 @@ struct StepOptions {
 
 // One decode step for every sequence and head, updating `state` in place:
 //   q, k, gk [N, H, K]   v, o [N, H, V]   state [N, H, K, V]
+// This form takes the state as a view of memory the caller owns (its own buffers, a numpy
+// array: the Python binding's decode step), each head's [K, V] matrix contiguous; the one
+// below takes a RecurrentState.
 template <class T>
-void step(in<T, 3> q, in<T, 3> k,
-          in<T, 3> v, in<T, 3> gk,
-          TensorView<T, 3> o, State<T>& state, const StepOptions& options = {}) {
+void step(in<T, 3> q, in<T, 3> k, in<T, 3> v, in<T, 3> gk, TensorView<T, 3> o, TensorView<acc_t<T>, 4> state,
+          const StepOptions& options = {}) {
   using Acc = acc_t<T>;
   using linattn::detail::check_inner_contiguous;
   using linattn::detail::check_shape;
@@ -393,15 +395,23 @@ void step(in<T, 3> q, in<T, 3> k,
   check_inner_contiguous(where, "v", v);
   check_inner_contiguous(where, "gk", gk);
   check_inner_contiguous(where, "o", o);
-  linattn::detail::check_state(where, "state", state, {N, H, K, V});
+  check_shape(where, "state", state, {N, H, K, V});
+  linattn::detail::require(state.stride(3) == 1 && state.stride(2) == V, where,
+                           "state must hold each head's [K, V] matrix contiguously (strides [*, *, V, 1])");
   const Acc scale = static_cast<Acc>(options.scale.value_or(1.0 / std::sqrt(static_cast<double>(K))));
   linattn::detail::parallel_for(N * H, linattn::detail::step_threads(options.threads, N * H * K * V), [&](index_t item) {
     const index_t n = item / H, h = item % H;
     thread_local std::vector<Acc> scratch;
     linattn::detail::step_head<linattn::detail::GateAxis::key>(
-        q.ptr(n, h), k.ptr(n, h), v.ptr(n, h), gk.ptr(n, h), o.ptr(n, h), state.head(n, h), K, V, scale,
+        q.ptr(n, h), k.ptr(n, h), v.ptr(n, h), gk.ptr(n, h), o.ptr(n, h), state.ptr(n, h), K, V, scale,
         scratch);
   });
+}
+
+template <class T>
+void step(in<T, 3> q, in<T, 3> k, in<T, 3> v, in<T, 3> gk, TensorView<T, 3> o, State<T>& state,
+          const StepOptions& options = {}) {
+  step<T>(q, k, v, gk, o, state.view(), options);  // its shape is checked there
 }
 
 }  // namespace linattn::gla
