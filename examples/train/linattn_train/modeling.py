@@ -4,8 +4,8 @@ upstream's parameter names and config fields: `save_pretrained(dir)` writes conf
 model.safetensors that `linattn-generate --model dir` loads unchanged, and `from_pretrained(dir)`
 reads such a folder (the golden upstream tiny models too).
 
-Covered: the configurations upstream's models default to (no short convolution, no feature map on
-GLA, GSA's swish feature map, no GQA, untied head, current MLP keys for GLA / GSA). Anything else
+Covered: the configurations upstream's models default to, plus GLA's and GSA's short convolution
+(no feature map on GLA, GSA's swish feature map, no GQA, untied head, current MLP keys for GLA / GSA). Anything else
 is refused by name when the model is built.
 """
 import json
@@ -97,6 +97,42 @@ class BitLinear(nn.Module):
                              activation_rounding="half_away_from_zero")
 
 
+class ShortConvolution(nn.Module):
+    """fla's ShortConvolution (SPEC 4): depthwise causal conv over time, weight [C, 1, W], no bias, SiLU."""
+
+    def __init__(self, channels, width):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(channels, 1, width))
+        self.width = width
+
+    def forward(self, x):  # [B, T, C] -> [B, T, C]
+        T = x.shape[1]
+        y = F.conv1d(x.transpose(1, 2), self.weight, padding=self.width - 1, groups=x.shape[-1])[..., :T]
+        return F.silu(y.transpose(1, 2))
+
+
+def add_qkv(owner, cfg, D, key_dim, value_dim):
+    """The q, k, v projections of fla's GLA and GSA layers (upstream's names, on `owner`), each through
+    its own ShortConvolution when use_short_conv (the convolution lets a layer bind a token to its
+    predecessor, which recall tasks such as MQAR need; zoology's models have one too)."""
+    owner.q_proj = nn.Linear(D, key_dim, bias=False)
+    owner.k_proj = nn.Linear(D, key_dim, bias=False)
+    owner.v_proj = nn.Linear(D, value_dim, bias=False)
+    if cfg["use_short_conv"]:
+        W = int(cfg["conv_size"])
+        owner.q_conv1d = ShortConvolution(key_dim, W)
+        owner.k_conv1d = ShortConvolution(key_dim, W)
+        owner.v_conv1d = ShortConvolution(value_dim, W)
+
+
+def project_qkv(layer, x):
+    """(q, k, v) [B, T, *] of `layer` (built with add_qkv)."""
+    q, k, v = layer.q_proj(x), layer.k_proj(x), layer.v_proj(x)
+    if hasattr(layer, "q_conv1d"):
+        q, k, v = layer.q_conv1d(q), layer.k_conv1d(k), layer.v_conv1d(v)
+    return q, k, v
+
+
 class GatedMLP(nn.Module):
     """fla's GatedMLP (current keys): down(silu(gate(x)) * up(x))."""
 
@@ -131,7 +167,6 @@ class GatedLinearAttention(nn.Module):
 
     def __init__(self, cfg, layer_idx):
         super().__init__()
-        _refuse(cfg, "use_short_conv", [False])
         _refuse(cfg, "feature_map", [None])
         _refuse(cfg, "clamp_min", [None])
         _refuse(cfg, "use_output_gate", [True])
@@ -143,9 +178,7 @@ class GatedLinearAttention(nn.Module):
         if self.key_dim % H or self.value_dim % H:
             raise ValueError(f"gla: key_dim {self.key_dim} and value_dim {self.value_dim} must divide by num_heads {H}")
         self.H, self.K, self.V = H, self.key_dim // H, self.value_dim // H
-        self.q_proj = nn.Linear(D, self.key_dim, bias=False)
-        self.k_proj = nn.Linear(D, self.key_dim, bias=False)
-        self.v_proj = nn.Linear(D, self.value_dim, bias=False)
+        add_qkv(self, cfg, D, self.key_dim, self.value_dim)
         self.g_proj = nn.Linear(D, self.value_dim, bias=False)
         self.gk_proj = nn.Sequential(nn.Linear(D, GLA_GATE_RANK, bias=False), nn.Linear(GLA_GATE_RANK, self.key_dim))
         self.o_proj = nn.Linear(self.value_dim, D, bias=False)
@@ -157,7 +190,8 @@ class GatedLinearAttention(nn.Module):
     def forward(self, x):
         B, T, _ = x.shape
         heads = lambda t, d: t.view(B, T, self.H, d)
-        q, k, v = heads(self.q_proj(x), self.K), heads(self.k_proj(x), self.K), heads(self.v_proj(x), self.V)
+        q, k, v = project_qkv(self, x)
+        q, k, v = heads(q, self.K), heads(k, self.K), heads(v, self.V)
         gk = heads(F.logsigmoid(self.gk_proj(x)) / GLA_GATE_NORMALIZER, self.K)
         o = self.core(q, k, v, gk)
         o = self.g_norm_swish_gate(o) * F.silu(heads(self.g_proj(x), self.V))
@@ -171,7 +205,6 @@ class GatedSlotAttention(nn.Module):
 
     def __init__(self, cfg, layer_idx):
         super().__init__()
-        _refuse(cfg, "use_short_conv", [False])
         _refuse(cfg, "feature_map", ["swish"])
         _refuse(cfg, "elementwise_affine", [True])
         _refuse(cfg, "num_kv_heads", [None, cfg["num_heads"]])
@@ -182,9 +215,7 @@ class GatedSlotAttention(nn.Module):
                              f"hidden_size ({D}): expand_v = 1")
         self.H, self.K, self.V, self.M = H, self.key_dim // H, self.value_dim // H, M
         self.gate_logit_normalizer = cfg["gate_logit_normalizer"]
-        self.q_proj = nn.Linear(D, self.key_dim, bias=False)
-        self.k_proj = nn.Linear(D, self.key_dim, bias=False)
-        self.v_proj = nn.Linear(D, self.value_dim, bias=False)
+        add_qkv(self, cfg, D, self.key_dim, self.value_dim)
         self.f_proj = nn.Linear(D, H * M, bias=False)
         self.g_norm = RMSNorm(D, GSA_NORM_EPS)
         self.o_proj = nn.Linear(self.value_dim, D, bias=False)
@@ -192,8 +223,8 @@ class GatedSlotAttention(nn.Module):
     def forward(self, x):
         B, T, _ = x.shape
         heads = lambda t, d: t.view(B, T, self.H, d)
-        q, k = heads(F.silu(self.q_proj(x)), self.K), heads(F.silu(self.k_proj(x)), self.K)
-        v = heads(F.silu(self.v_proj(x)), self.V)
+        q, k, v = project_qkv(self, x)
+        q, k, v = heads(F.silu(q), self.K), heads(F.silu(k), self.K), heads(F.silu(v), self.V)
         f = heads(F.logsigmoid(self.f_proj(x)) / self.gate_logit_normalizer, self.M)
         o, _ = ops.chunk_gsa(q, k, v, 1 - f.exp(), f, scale=1.0)
         return self.o_proj(self.g_norm(F.silu(o.reshape(B, T, self.value_dim))))

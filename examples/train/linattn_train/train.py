@@ -32,17 +32,19 @@ FAMILIES = ("gla", "gsa", "hgrn_bit")
 TEST_SEED = 1_000_003  # held-out examples come from a seed no training step uses
 
 
-def mqar_model_config(family, d_model, vocab_size, layers=2, mlp_ratio=2):
+def mqar_model_config(family, d_model, vocab_size, layers=2, mlp_ratio=2, short_conv=True):
     """The experiment's models: 2 layers, 2 heads for GLA and GSA with GSA's slots chosen so both
     carry the same recurrent state (GLA: H (D/H)^2 = D^2 / 2 floats a layer; GSA: H M (K + V) =
     2 M D, so M = D / 4); HGRNBit's state is its width D (it cannot be matched). Upstream's blocks
-    keep their gated MLP (the checkpoints need it), here with intermediate_size = mlp_ratio * D."""
+    keep their gated MLP (the checkpoints need it), here with intermediate_size = mlp_ratio * D.
+    GLA and GSA get fla's short convolution (width 4) as zoology's recall models do; HGRNBit's is
+    broken upstream (SPEC 8.14), so it has none."""
     common = dict(hidden_size=d_model, num_hidden_layers=layers, vocab_size=vocab_size,
                   intermediate_size=mlp_ratio * d_model)
     if family == "gla":
-        return make_config("gla", num_heads=2, expand_k=1, expand_v=1, **common)
+        return make_config("gla", num_heads=2, expand_k=1, expand_v=1, use_short_conv=short_conv, **common)
     if family == "gsa":
-        return make_config("gsa", num_heads=2, num_slots=max(1, d_model // 4), **common)
+        return make_config("gsa", num_heads=2, num_slots=max(1, d_model // 4), use_short_conv=short_conv, **common)
     if family == "hgrn_bit":
         return make_config("hgrn_bit", **common)
     raise ValueError(f"unknown family {family!r}: one of {', '.join(FAMILIES)}")
@@ -89,6 +91,7 @@ def parse(argv=None):
     ap.add_argument("--family", choices=FAMILIES, required=True)
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--short-conv", type=int, choices=(0, 1), default=1, help="GLA, GSA: fla's short convolution")
     ap.add_argument("--vocab", type=int, default=256, help="MQAR vocabulary (keys [1, V/2), values [V/2, V))")
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--pairs", type=int, default=4)
@@ -133,7 +136,8 @@ def run(args):
         state = torch.load(os.path.join(args.out, "train_state.pt"))
         start, history = state["step"], state["history"]
     else:
-        model = CausalLM(mqar_model_config(args.family, args.d_model, args.vocab, args.layers))
+        model = CausalLM(mqar_model_config(args.family, args.d_model, args.vocab, args.layers,
+                                            short_conv=bool(args.short_conv)))
     raw = model
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)

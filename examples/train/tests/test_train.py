@@ -188,3 +188,14 @@ def test_data_parallel_matches_one_process(tmp_path):
     one, two = json.load(open(tmp_path / "one.json")), json.load(open(tmp_path / "two.json"))
     assert len(one) == len(two) == 20
     np.testing.assert_allclose(two, one, rtol=1e-5)
+
+
+def test_grid_writes_the_table_and_the_plot(tmp_path):
+    from linattn_train.grid import main as grid
+    grid(["--out", str(tmp_path), "--families", "gla", "hgrn_bit", "--d-model", "32", "--lengths", "32:2",
+          "--lrs", "1e-2", "--vocab", "32", "--steps", "4", "--jobs", "1"])
+    results = json.load(open(tmp_path / "results.json"))
+    assert [r["family"] for r in results] == ["gla", "hgrn_bit"]
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert len(table) == 4 and table[2].startswith("| gla | 32 |") and table[3].startswith("| hgrn_bit | 32 |")
+    assert (tmp_path / "mqar.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
