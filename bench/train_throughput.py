@@ -63,6 +63,22 @@ def step_seconds(model, opt, x, y, steps):
     return statistics.median(times)
 
 
+def core_seconds(core, B, T, H, K, steps):
+    """Median seconds of the recurrence alone, forward + backward, at the model's shapes."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(B, T, H, K, generator=gen) for _ in range(3))
+    gk = torch.nn.functional.logsigmoid(torch.randn(B, T, H, K, generator=gen)) / 16
+    do = torch.randn(B, T, H, K, generator=gen)
+    times = []
+    for i in range(steps + 1):
+        leaves = [x.clone().requires_grad_() for x in (q, k, v, gk)]
+        t0 = time.perf_counter()
+        core(*leaves).backward(do)
+        if i:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=16)
@@ -101,16 +117,24 @@ def main():
         for core in samples:
             best = min(configs, key=lambda c: statistics.median(samples[core][c]))
             results[(core, t)] = (statistics.median(samples[core][best]), best)
+            set_threads(torch, *best)
+            fn = torch_core if core == "torch" else (lambda q, k, v, gk: linattn.ops.chunk_gla(q, k, v, gk)[0])
+            results[(core, t, "core")] = core_seconds(fn, args.batch, args.seq_len, 2, 64, 2 * args.steps)
 
     print(f"MQAR GLA LM training step: 2 layers, d_model 128, H = 2, K = V = 64, batch {args.batch} x L = "
           f"{args.seq_len} ({tokens} tokens), AdamW; torch {torch.__version__}; medians of {args.rounds} rounds "
           f"x {args.steps} steps; loss agreement {abs(la.item() - lb.item()):.1e}, grad {gerr:.1e}")
-    print(f"{'threads':>7}  {'attention':<34}{'ms/step':>9}{'tokens/s':>11}{'ratio':>8}   torch, blas threads")
+    print(f"{'threads':>7}  {'attention':<34}{'ms/step':>9}{'tokens/s':>11}{'ratio':>8}"
+          f"{'core fwd+bwd ms':>17}{'ratio':>8}   torch, blas threads")
     for t in args.threads:
-        base = results[("torch", t)][0]
+        base, cbase = results[("torch", t)][0], results[("torch", t, "core")]
         for core, name in (("linattn", "linattn.ops.chunk_gla"), ("torch", "PyTorch ops, chunked, autograd")):
             s, cfg = results[(core, t)]
-            print(f"{t:>7}  {name:<34}{s * 1e3:>9.1f}{tokens / s:>11.0f}{base / s:>7.2f}x   {cfg[0]}, {cfg[1]}")
+            c = results[(core, t, "core")]
+            print(f"{t:>7}  {name:<34}{s * 1e3:>9.1f}{tokens / s:>11.0f}{base / s:>7.2f}x"
+                  f"{c * 1e3:>17.1f}{cbase / c:>7.2f}x   {cfg[0]}, {cfg[1]}")
+    print("core: the two layers' recurrence alone (one call per layer: x2 per step), at [B, T, H, K] = "
+          f"[{args.batch}, {args.seq_len}, 2, 64]")
 
 
 if __name__ == "__main__":
