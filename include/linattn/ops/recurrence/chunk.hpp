@@ -39,14 +39,21 @@ void prefix_suffix(const RowMatrix<Acc>& a, index_t L, RowMatrix<Acc>& P, RowMat
   for (index_t j = L - 2; j >= 0; --j) R.row(j) = R.row(j + 1).cwiseProduct(a.row(j + 1));
 }
 
+// W_i = Π_{i0<τ≤i0+i} a_τ for i in [0, c): the decays from row i0 to each later row (W_0 = 1),
+// as running products, so no exponent is ever positive.
+template <class Decay, class Acc>
+void running_products(const Decay& a, index_t i0, index_t c, RowMatrix<Acc>& W) {
+  W.row(0).setOnes();
+  for (index_t i = 1; i < c; ++i) W.row(i) = W.row(i - 1).cwiseProduct(a.row(i0 + i));
+}
+
 // The decay factors of the sub-chunk [i0, i0 + c) against its reference ρ = G_{i0} (rows of
 // `a` are per-token decays): rows [0, c) of W get W_i = Π_{i0<τ≤i0+i} a_τ, and, when i0 > 0,
 // rows [0, i0) of U get U_j = Π_{j<τ≤i0} a_τ for the rows before the sub-chunk. Products of
 // factors ≤ 1: no positive exponent (the forward's intra part and its backward both use them).
 template <class Decay, class Acc>
 void subchunk_factors(const Decay& a, index_t i0, index_t c, RowMatrix<Acc>& W, RowMatrix<Acc>& U) {
-  W.row(0).setOnes();
-  for (index_t i = 1; i < c; ++i) W.row(i) = W.row(i - 1).cwiseProduct(a.row(i0 + i));
+  running_products(a, i0, c, W);
   if (i0 == 0) return;
   U.row(i0 - 1) = a.row(i0);
   for (index_t j = i0 - 2; j >= 0; --j) U.row(j) = U.row(j + 1).cwiseProduct(a.row(j + 1));

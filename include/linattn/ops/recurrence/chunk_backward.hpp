@@ -43,10 +43,10 @@ struct ChunkBackwardWorkspace {
   RowMatrix<Acc> a, P, R, gterm;           // [C, Gw] decay, prefix and suffix products, dg terms
   RowMatrix<Acc> QW, XU, W, U, A, dA;      // sub-chunk operands
   RowMatrix<Acc> tmp_k, tmp_v;             // [C, K], [C, V]
-  RowMatrix<Acc> E, QE;                    // [c, K] the key-axis diagonal block's running products, q ⊙ them
+  RowMatrix<Acc> E, QE;                    // [c, Gw] the diagonal block's running products, X ⊙ them
   Eigen::Matrix<Acc, Eigen::Dynamic, 1> col;  // [c] one column of its scores
   Eigen::Matrix<Acc, 1, Eigen::Dynamic> dg_const;  // [Gw] dg's term from the state leaving the chunk
-  std::vector<Acc> run, elementwise;       // [2, max(K, V)] running products; the K = 1 sweep's
+  std::vector<Acc> run, elementwise;       // [Gw] dg's running sum; the K = 1 sweep's buffers
 };
 
 // The decay of rows [s0, s0 + L) of a gate (null rows: no decay).
@@ -78,38 +78,51 @@ void chunk_states(const BackwardSlice<In, Out, Acc>& x, index_t C, ChunkBackward
   }
 }
 
-// The diagonal block of the sub-chunk [i0, i0 + c) on the key axis: for every column j, the
-// rows i ≥ j at once, E_ij = Π_{j<τ≤i} a_τ built as rows of a [c, K] scratch, so that the
-// scores A_ij = (q_i ⊙ E_ij)·k_j and the sums into dK_j and dV_j are matrix-vector products
-// (Eigen's, reducing in registers) instead of one lane-to-scalar reduction per pair, which
-// measured ~30% of the K = 64 backward (perf, Zen 5, T = 2048, one thread). dA_ij = do_i·v_j
-// needs no E: one [c, c] product per sub-chunk. Measured beside the element-wise loop in one
-// run: the K = 64 backward 8.1 -> 7.4 ms at T = 2048 (K = 128 unchanged). The same scheme in the
-// forward's chunk_output measured 8% slower (one product per pair there), so that one stays.
-template <class Acc>
-void diagonal_backward_key(ChunkBackwardWorkspace<Acc>& ws, index_t i0, index_t c, index_t K) {
-  auto dAd = ws.dA.topLeftCorner(c, c);  // [c, c] do_i · v_j (the lower triangle is used)
-  dAd.noalias() = ws.dO.middleRows(i0, c) * ws.v.middleRows(i0, c).transpose();
-  auto& E = ws.E;    // [c, K] rows E_{j+m, j}
-  auto& QE = ws.QE;  // [c, K] q_{j+m} ⊙ E_{j+m, j}
+// The diagonal block of the sub-chunk [i0, i0 + c): for every column j, the rows i ≥ j at once,
+// E_ij = Π_{j<τ≤i} a_τ built as rows of a [c, Gw] scratch, so that the scores through E and the
+// sums into column j's gradients are matrix-vector products (Eigen's, reducing in registers)
+// instead of one lane-to-scalar reduction per pair, which measured ~30% of the K = 64 backward
+// (perf, Zen 5, T = 2048, one thread). The two axes are one computation with the operands'
+// roles swapped:
+//                 X (times E)  Y        Z, W (no E)   S = (X_i ⊙ E)·Y_j   P = Z_i·W_j
+//   key axis:     q            k        do, v         A_ij                dA_ij
+//   value axis:   do           v        q, k          dA_ij               A_ij
+// and then  dW_j += Σ_i S_ij Z_i,  dY_j += Σ_i P_ij (X_i ⊙ E),  out_i += P_ij (E ⊙ Y_j), with out
+// dQ on the key axis and O on the value axis, whose dQ_i += S_ij k_j besides. P needs no E: one
+// [c, c] product per sub-chunk. Measured beside the element-wise loop in one run: the K = 64
+// GLA backward 8.1 -> 7.4 ms at T = 2048 (K = 128 unchanged). The same scheme in the forward's
+// chunk_output measured 8% slower (one product per pair there), so that one stays.
+template <GateAxis axis, class Acc>
+void diagonal_backward(ChunkBackwardWorkspace<Acc>& ws, index_t i0, index_t c) {
+  constexpr bool key = axis == GateAxis::key;
+  const RowMatrix<Acc>& X = key ? ws.q : ws.dO;  // [C, Gw]
+  const RowMatrix<Acc>& Y = key ? ws.k : ws.v;   // [C, Gw]
+  const RowMatrix<Acc>& Z = key ? ws.dO : ws.q;  // [C, V] / [C, K]
+  const RowMatrix<Acc>& Wm = key ? ws.v : ws.k;  // [C, V] / [C, K]
+  RowMatrix<Acc>& dY = key ? ws.dK : ws.dV;      // [C, Gw]
+  RowMatrix<Acc>& dW = key ? ws.dV : ws.dK;      // [C, V] / [C, K]
+  RowMatrix<Acc>& out = key ? ws.dQ : ws.O;      // [C, Gw]
+  const index_t Gw = X.cols();
+  auto Pd = ws.dA.topLeftCorner(c, c);  // [c, c] P_ij (the lower triangle is used)
+  Pd.noalias() = Z.middleRows(i0, c) * Wm.middleRows(i0, c).transpose();
   for (index_t j = i0; j < i0 + c; ++j) {
     const index_t n = i0 + c - j;  // rows i = j .. i0 + c - 1
-    E.row(0).setOnes();
-    for (index_t m = 1; m < n; ++m) E.row(m) = E.row(m - 1).cwiseProduct(ws.a.row(j + m));
-    auto En = E.topRows(n);
-    auto QEn = QE.topRows(n);
-    QEn = ws.q.middleRows(j, n).cwiseProduct(En);
-    auto Acol = ws.col.head(n);  // [n] A_ij
-    Acol.noalias() = QEn * ws.k.row(j).transpose();
-    const auto dAcol = dAd.col(j - i0).tail(n);  // [n] dA_ij
-    ws.dV.row(j).noalias() += Acol.transpose() * ws.dO.middleRows(j, n);
-    ws.dK.row(j).noalias() += dAcol.transpose() * QEn;
-    const Acc* kj = ws.k.row(j).data();
+    running_products(ws.a, j, n, ws.E);
+    auto E = ws.E.topRows(n);    // [n, Gw] E_{j+m, j}
+    auto XE = ws.QE.topRows(n);  // [n, Gw] X_{j+m} ⊙ E_{j+m, j}
+    XE = X.middleRows(j, n).cwiseProduct(E);
+    auto S = ws.col.head(n);  // [n] S_ij
+    S.noalias() = XE * Y.row(j).transpose();
+    const auto P = Pd.col(j - i0).tail(n);  // [n] P_ij
+    dW.row(j).noalias() += S.transpose() * Z.middleRows(j, n);
+    dY.row(j).noalias() += P.transpose() * XE;
+    if constexpr (!key) ws.dQ.middleRows(j, n).noalias() += S * ws.k.row(j);
+    const Acc* yj = Y.row(j).data();
     for (index_t m = 0; m < n; ++m) {
-      const Acc s = dAcol(m);
-      const Acc* e = En.row(m).data();
-      Acc* dq = ws.dQ.row(j + m).data();
-      for (index_t d = 0; d < K; ++d) dq[d] += s * e[d] * kj[d];
+      const Acc p = P(m);
+      const Acc* e = E.row(m).data();
+      Acc* o = out.row(j + m).data();
+      for (index_t d = 0; d < Gw; ++d) o[d] += p * e[d] * yj[d];
     }
   }
 }
@@ -120,7 +133,6 @@ void diagonal_backward_key(ChunkBackwardWorkspace<Acc>& ws, index_t i0, index_t 
 template <GateAxis axis, class Acc>
 void chunk_intra_backward(ChunkBackwardWorkspace<Acc>& ws, index_t L, index_t K, index_t V) {
   constexpr bool key = axis == GateAxis::key;
-  const index_t Gw = key ? K : V;
   const index_t sub = ws.A.rows();  // min(kSubChunk, C), as sized by the caller
   auto q = ws.q.topRows(L);
   auto k = ws.k.topRows(L);
@@ -166,42 +178,7 @@ void chunk_intra_backward(ChunkBackwardWorkspace<Acc>& ws, index_t L, index_t K,
         ws.O.middleRows(i0, c) += to.cwiseProduct(W);
       }
     }
-    // Diagonal block, rows j ≤ i of the sub-chunk, E_ij = Π_{j<τ≤i} a_τ (running products).
-    if constexpr (key) {
-      diagonal_backward_key(ws, i0, c, K);
-    } else {
-      // The products with E go through a scratch row (vE = v_j ⊙ E) so that every reduction
-      // is `dot`'s lane-parallel one: a plain running sum is a serial chain.
-      Acc* E = ws.run.data();
-      Acc* xE = E + Gw;
-      for (index_t j = i0; j < i0 + c; ++j) {
-        std::fill(E, E + Gw, Acc(1));
-        const Acc* kj = k.row(j).data();
-        const Acc* vj = v.row(j).data();
-        Acc* dkj = ws.dK.row(j).data();
-        Acc* dvj = ws.dV.row(j).data();
-        for (index_t i = j; i < i0 + c; ++i) {
-          const Acc* ai = a.row(i).data();
-          if (i > j)
-            for (index_t e = 0; e < V; ++e) E[e] *= ai[e];
-          const Acc* qi = q.row(i).data();
-          const Acc* doi = dO.row(i).data();
-          Acc* dqi = ws.dQ.row(i).data();
-          for (index_t e = 0; e < V; ++e) xE[e] = vj[e] * E[e];
-          const Acc Aij = dot(qi, kj, K);
-          const Acc dAij = dot(doi, xE, V);
-          Acc* oi = ws.O.row(i).data();
-          for (index_t e = 0; e < V; ++e) {
-            dvj[e] += Aij * doi[e] * E[e];
-            oi[e] += Aij * xE[e];
-          }
-          for (index_t d = 0; d < K; ++d) {
-            dqi[d] += dAij * kj[d];
-            dkj[d] += dAij * qi[d];
-          }
-        }
-      }
-    }
+    diagonal_backward<axis>(ws, i0, c);  // rows j ≤ i of the sub-chunk
   }
 }
 
@@ -240,10 +217,10 @@ void chunk_backward_slice(const BackwardSlice<In, Out, Acc>& x, index_t C, Chunk
   ws.W.resize(sub, Gw);
   ws.A.resize(sub, C);
   ws.dA.resize(sub, C);
-  ws.E.resize(sub, K);
-  ws.QE.resize(sub, K);
+  ws.E.resize(sub, Gw);
+  ws.QE.resize(sub, Gw);
   ws.col.resize(sub);
-  ws.run.resize(static_cast<std::size_t>(2 * std::max(K, V)));
+  ws.run.resize(static_cast<std::size_t>(Gw));
   ws.dH.resize(K, V);
   ws.dH_next.resize(K, V);
   if (x.dht) ws.dH = ConstRowMap<Acc>(x.dht, K, V);
