@@ -89,7 +89,7 @@ Results<Acc> run(const Case& c) {
 
   Results<Acc> r;
   r.isa = CORE_PATHS_STR(LINATTN_RECURRENCE_ISA);
-  r.kernel = reinterpret_cast<const void*>(&linattn::detail::step_columns<GateAxis::key, Acc>);
+  r.kernel = reinterpret_cast<const void*>(&linattn::detail::step_all_columns<GateAxis::key, Acc>);
 
   // S_t = decay_t(S_{t-1}) + k_tᵀ v_t, o_t = scale · q_t S_t.
   std::vector<long double> S(h0.begin(), h0.end());

@@ -588,68 +588,24 @@ void fused_chunk_head(const Slice& x, Acc* S, Acc scale, FusedWorkspace<Acc>& ws
 }
 
 // Step form: one token on a state in memory, which it reads and writes exactly once.
-// Column tiles of two vectors, all K rows per tile: the output accumulator of a tile stays in
-// registers and each state vector is loaded, updated (decay, rank-1 add) and stored once.
+// Column tiles of NV vectors, all K rows per tile, one row after the other: the output
+// accumulators and v of a tile stay in registers and each state vector is loaded, updated
+// (decay, rank-1 add) and stored once.
 // ---------------------------------------------------------------------------------------
-// Columns per tile: kStepVectors 512-bit vectors, so each broadcast of a[i], k[i], q[i] serves
-// that many vectors. Measured (Zen 5, fp32, H = 4, K = V = 128, one thread; a read+write pass
-// over the 256 KiB state takes 2.07 us): 2 vectors 4.0 us, 4 vectors 2.8-3.3 us, 8 vectors
-// 3.8-4.2 us (accumulators and v no longer fit the registers).
-inline constexpr index_t kStepVectors = 4;
+// Widest tile: 8 512-bit vectors, a whole row of a V = 128 fp32 state, so the state streams in
+// row order and each broadcast of a[i], k[i], q[i] serves 8 vectors. Narrower tiles (4, 2, 1
+// vectors) take the columns left. Measured (Zen 5, fp32, B = 1, H = 4, K = V = 128, one thread,
+// a read+write pass over the 256 KiB state 2.25 us): 8 vectors one row at a time 2.78 us; 4
+// vectors one row at a time 3.30 us; 4 vectors two rows at a time (two accumulator sets) 3.60
+// us; software prefetch 4 or 8 rows ahead 2.86-2.89 us (the hardware prefetcher follows rows).
+inline constexpr index_t kStepVectors = 8;
 
+// Columns [j0, j1) one element at a time: the portable build, and the vector build's last
+// columns (fewer than a vector).
 template <GateAxis axis, class Acc>
-inline void step_columns(Acc* __restrict S, index_t K, index_t V, index_t j0, const Acc* __restrict a,
-                         const Acc* __restrict k, const Acc* __restrict q, const Acc* __restrict v,
-                         Acc* __restrict out) {
-  constexpr index_t W = 64 / sizeof(Acc);
-  constexpr index_t NV = kStepVectors;
-#if defined(LINATTN_RECURRENCE_VECTOR)
-  using Vec = Vec512<Acc>;
-  if (j0 + NV * W <= V) {
-    Vec vv[NV], d[NV], acc0[NV], acc1[NV];
-#pragma GCC unroll 4
-    for (index_t c = 0; c < NV; ++c) {
-      vv[c] = *reinterpret_cast<const Vec512Mem<Acc>*>(v + j0 + c * W);
-      if constexpr (axis == GateAxis::value) d[c] = *reinterpret_cast<const Vec512Mem<Acc>*>(a + j0 + c * W);
-      acc0[c] = Vec{};
-      acc1[c] = Vec{};
-    }
-    index_t i = 0;
-    for (; i + 2 <= K; i += 2) {
-      Vec512Mem<Acc>* r0 = reinterpret_cast<Vec512Mem<Acc>*>(S + i * V + j0);
-      Vec512Mem<Acc>* r1 = reinterpret_cast<Vec512Mem<Acc>*>(S + (i + 1) * V + j0);
-#pragma GCC unroll 4
-      for (index_t c = 0; c < NV; ++c) {
-        Vec x0, x1;
-        if constexpr (axis == GateAxis::key) {
-          x0 = r0[c] * a[i] + k[i] * vv[c];
-          x1 = r1[c] * a[i + 1] + k[i + 1] * vv[c];
-        } else {
-          x0 = r0[c] * d[c] + k[i] * vv[c];
-          x1 = r1[c] * d[c] + k[i + 1] * vv[c];
-        }
-        r0[c] = x0;
-        r1[c] = x1;
-        acc0[c] += q[i] * x0;
-        acc1[c] += q[i + 1] * x1;
-      }
-    }
-    for (; i < K; ++i) {
-      Vec512Mem<Acc>* r0 = reinterpret_cast<Vec512Mem<Acc>*>(S + i * V + j0);
-#pragma GCC unroll 4
-      for (index_t c = 0; c < NV; ++c) {
-        const Vec x0 = r0[c] * (axis == GateAxis::key ? Vec{} + a[i] : d[c]) + k[i] * vv[c];
-        r0[c] = x0;
-        acc0[c] += q[i] * x0;
-      }
-    }
-#pragma GCC unroll 4
-    for (index_t c = 0; c < NV; ++c) *reinterpret_cast<Vec512Mem<Acc>*>(out + j0 + c * W) = acc0[c] + acc1[c];
-    return;
-  }
-#endif
-  // Portable path (and the tail columns of the vector path).
-  const index_t j1 = std::min<index_t>(V, j0 + NV * W);
+inline void step_columns_scalar(Acc* __restrict S, index_t K, index_t V, index_t j0, index_t j1,
+                                const Acc* __restrict a, const Acc* __restrict k, const Acc* __restrict q,
+                                const Acc* __restrict v, Acc* __restrict out) {
   for (index_t j = j0; j < j1; ++j) out[j] = Acc(0);
   for (index_t i = 0; i < K; ++i) {
     Acc* row = S + i * V;
@@ -659,6 +615,52 @@ inline void step_columns(Acc* __restrict S, index_t K, index_t V, index_t j0, co
       out[j] += q[i] * row[j];
     }
   }
+}
+
+#if defined(LINATTN_RECURRENCE_VECTOR)
+// Columns [j0, j0 + NV·W), W = 64 / sizeof(Acc) lanes a vector.
+template <GateAxis axis, index_t NV, class Acc>
+inline void step_columns(Acc* __restrict S, index_t K, index_t V, index_t j0, const Acc* __restrict a,
+                         const Acc* __restrict k, const Acc* __restrict q, const Acc* __restrict v,
+                         Acc* __restrict out) {
+  constexpr index_t W = 64 / sizeof(Acc);
+  using Vec = Vec512<Acc>;
+  Vec vv[NV], d[NV], acc[NV];
+#pragma GCC unroll 8
+  for (index_t c = 0; c < NV; ++c) {
+    vv[c] = *reinterpret_cast<const Vec512Mem<Acc>*>(v + j0 + c * W);
+    if constexpr (axis == GateAxis::value) d[c] = *reinterpret_cast<const Vec512Mem<Acc>*>(a + j0 + c * W);
+    acc[c] = Vec{};
+  }
+  for (index_t i = 0; i < K; ++i) {
+    Vec512Mem<Acc>* row = reinterpret_cast<Vec512Mem<Acc>*>(S + i * V + j0);
+#pragma GCC unroll 8
+    for (index_t c = 0; c < NV; ++c) {
+      const Vec x = row[c] * (axis == GateAxis::key ? Vec{} + a[i] : d[c]) + k[i] * vv[c];
+      row[c] = x;
+      acc[c] += q[i] * x;
+    }
+  }
+#pragma GCC unroll 8
+  for (index_t c = 0; c < NV; ++c) *reinterpret_cast<Vec512Mem<Acc>*>(out + j0 + c * W) = acc[c];
+}
+#endif
+
+// All V columns: tiles of 8, 4, 2, 1 vectors, then the scalar columns.
+template <GateAxis axis, class Acc>
+inline void step_all_columns(Acc* __restrict S, index_t K, index_t V, const Acc* __restrict a,
+                             const Acc* __restrict k, const Acc* __restrict q, const Acc* __restrict v,
+                             Acc* __restrict out) {
+  index_t j0 = 0;
+#if defined(LINATTN_RECURRENCE_VECTOR)
+  constexpr index_t W = 64 / sizeof(Acc);
+  for (; j0 + kStepVectors * W <= V; j0 += kStepVectors * W)
+    step_columns<axis, kStepVectors>(S, K, V, j0, a, k, q, v, out);
+  if (j0 + 4 * W <= V) step_columns<axis, 4>(S, K, V, j0, a, k, q, v, out), j0 += 4 * W;
+  if (j0 + 2 * W <= V) step_columns<axis, 2>(S, K, V, j0, a, k, q, v, out), j0 += 2 * W;
+  if (j0 + W <= V) step_columns<axis, 1>(S, K, V, j0, a, k, q, v, out), j0 += W;
+#endif
+  step_columns_scalar<axis>(S, K, V, j0, V, a, k, q, v, out);
 }
 
 template <GateAxis axis, class Acc, class Q, class KT, class VT, class GT, class O>
@@ -675,8 +677,7 @@ void step_head(const Q* q, const KT* k, const VT* v, const GT* g, O* o, Acc* S, 
   for (index_t i = 0; i < K; ++i) qs[i] = static_cast<Acc>(q[i]) * scale;
   for (index_t i = 0; i < K; ++i) ks[i] = static_cast<Acc>(k[i]);
   for (index_t j = 0; j < V; ++j) vs[j] = static_cast<Acc>(v[j]);
-  for (index_t j0 = 0; j0 < V; j0 += kStepVectors * 64 / static_cast<index_t>(sizeof(Acc)))
-    step_columns<axis>(S, K, V, j0, a, ks, qs, vs, acc);
+  step_all_columns<axis>(S, K, V, a, ks, qs, vs, acc);
   for (index_t j = 0; j < V; ++j) o[j] = static_cast<O>(acc[j]);
 }
 
