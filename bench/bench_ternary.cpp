@@ -140,6 +140,8 @@ void BM_Ternary(benchmark::State& state) {
     if (++k == w.size()) k = 0;
   }
   set_counters(state, static_cast<double>(w[0].bytes()), w.size(), tokens);
+  // Against BM_Int8DotPeak (bench_roofline.cpp): the many-token path's compute bound.
+  state.counters["GMAC/s"] = giga_rate(static_cast<double>(tokens) * static_cast<double>(out) * static_cast<double>(in));
 }
 
 void BM_EigenLinear(benchmark::State& state) {

@@ -11,7 +11,8 @@ Prints, from one run:
     same state size (BM_StateReadWrite), i.e. how far the step is from the memory bound;
   * each ternary linear layer (shape, tokens, threads): the 2-bit time against Eigen fp32, the
     1.6-bit / 2-bit time ratio, and the 2-bit weight-streaming GB/s over the streaming-read GB/s
-    (BM_MemoryBandwidth) at the same thread count; and the packed weight bytes per shape.
+    (BM_MemoryBandwidth) at the same thread count, and its multiply-adds a second over the
+    vpdpbusd peak (BM_Int8DotPeak); and the packed weight bytes per shape.
 Where repetitions were run, the median is used (the "median" aggregate, or the median of the
 repetitions); otherwise the single value. Standard library only.
 """
@@ -173,12 +174,16 @@ def ternary(by_family):
     print()
     for t, gbs in sorted(bw.items()):
         print(f"roofline: streaming read 256 MiB, {t} thread(s): {gbs:.1f} GB/s")
+    peak = next((r.get("GMAC/s") for r in by_family.get("BM_Int8DotPeak", [])), None)
+    if peak:
+        print(f"roofline: vpdpbusd on registers, 1 thread: {peak:.1f} GMAC/s (int8 multiply-adds)")
     print()
     print("Ternary linear, cold weights (ternary time includes the int8 activation quantisation):"
           " x fp32 = Eigen fp32 time / 2-bit time; 1.6/2 = 1.6-bit time / 2-bit time;"
-          " BW% = 2-bit weight GB/s / streaming-read GB/s at the same thread count")
+          " BW% = 2-bit weight GB/s / streaming-read GB/s at the same thread count;"
+          " MAC% = 2-bit multiply-adds a second / (threads x the vpdpbusd peak)")
     hdr = (f"{'out':>6}{'in':>6}{'tok':>5}{'thr':>4} | {'2-bit us':>9}{'1.6b us':>9}{'fp32 us':>10}{'int8 us':>9} |"
-           f" {'x fp32':>7}{'1.6/2':>7} | {'2b GB/s':>8}{'BW%':>6}")
+           f" {'x fp32':>7}{'1.6/2':>7} | {'2b GB/s':>8}{'BW%':>6}{'MAC%':>6}")
     print(hdr)
     print("-" * len(hdr))
     for key in sorted(two, key=lambda k: (k[2], k[3], k[0] * k[1], k[0])):
@@ -189,9 +194,10 @@ def ternary(by_family):
         speed = rf["time_ns"] / r2["time_ns"] if rf else None
         ratio = r3["time_ns"] / r2["time_ns"] if r3 else None
         frac = 100.0 * r2.get("GB/s", 0) / bw[thr] if bw.get(thr) else None
+        mac = 100.0 * r2["GMAC/s"] / (thr * peak) if peak and "GMAC/s" in r2 else None
         print(f"{out:>6}{inn:>6}{tok:>5}{thr:>4} | {fmt(us(r2), '9.1f'):>9}{fmt(us(r3), '9.1f'):>9}{fmt(us(rf), '10.1f'):>10}"
               f"{fmt(us(ri), '9.1f'):>9} | {fmt(speed, '7.2f'):>7}{fmt(ratio, '7.2f'):>7} |"
-              f" {r2.get('GB/s', 0):>8.1f}{fmt(frac, '6.0f'):>6}")
+              f" {r2.get('GB/s', 0):>8.1f}{fmt(frac, '6.0f'):>6}{fmt(mac, '6.0f'):>6}")
     print()
     print("Weight memory per shape (one copy, packed buffer): fp32 / packed")
     shapes = sorted({(k[0], k[1]) for k in two}, key=lambda s: s[0] * s[1])

@@ -110,17 +110,33 @@ inline void silu_inplace(F* x, index_t n) {
 namespace linattn::detail {
 
 // In-place softmax of each of `rows` rows of length n (row stride ld), max-subtracted so no
-// exponent is positive.
+// exponent is positive. The max and the sum run in one partial result per vector lane: a single
+// running max or sum is a serial chain the compiler may not reorder (a 64-slot GSA decode step
+// spent 0.11 us a head in this softmax, a third of its time; measured Zen 5, K = V = 128, M = 64).
 template <class F>
 inline void softmax_rows(F* x, index_t rows, index_t n, index_t ld) {
+  constexpr index_t L = 64 / sizeof(F);
+  const index_t full = n / L * L;  // columns in whole groups of L
   for (index_t r = 0; r < rows; ++r) {
     F* row = x + r * ld;
+    F part[L];
+    std::fill_n(part, L, -std::numeric_limits<F>::infinity());
+    for (index_t i = 0; i < full; i += L)
+#pragma GCC unroll 16
+      for (index_t l = 0; l < L; ++l) part[l] = row[i + l] > part[l] ? row[i + l] : part[l];
     F mx = -std::numeric_limits<F>::infinity();
-    for (index_t i = 0; i < n; ++i) mx = row[i] > mx ? row[i] : mx;
+    for (index_t i = full; i < n; ++i) mx = row[i] > mx ? row[i] : mx;
+    for (index_t l = 0; l < L; ++l) mx = part[l] > mx ? part[l] : mx;
     for (index_t i = 0; i < n; ++i) row[i] -= mx;
     exp_inplace(row, n);
-    F sum = 0;
-    for (index_t i = 0; i < n; ++i) sum += row[i];
+    std::fill_n(part, L, F(0));
+    for (index_t i = 0; i < full; i += L)
+#pragma GCC unroll 16
+      for (index_t l = 0; l < L; ++l) part[l] += row[i + l];
+    for (index_t w = L / 2; w > 0; w /= 2)
+      for (index_t l = 0; l < w; ++l) part[l] += part[l + w];
+    F sum = part[0];
+    for (index_t i = full; i < n; ++i) sum += row[i];
     const F inv = F(1) / sum;
     for (index_t i = 0; i < n; ++i) row[i] *= inv;
   }
