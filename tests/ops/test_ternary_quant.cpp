@@ -2,6 +2,7 @@
 // activations, absmean ternary weights, and the non-idempotence of re-quantising.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -144,6 +145,35 @@ TEST_CASE("weight quantisation: absmean gamma, ties to even, clamp", "[ternary]"
   Array<float, 2> bad(Shape<2>{1, 2});
   bad(0, 1) = INFINITY;
   CHECK_THROWS_WITH(ternary::PackedWeights(bad.cview()), Contains("non-finite"));
+}
+
+TEST_CASE("ternarize equals clamp(round(W/γ)) for both tie rules, ties and strides included", "[ternary]") {
+  // Values on and next to the ties ±0.5 and ±1.5 (γ = 0.25 is a power of two: W·(1/γ) is exact),
+  // random ones, a transposed (strided) view.
+  std::vector<float> vals;
+  for (const float t : {0.5f, 1.5f, 2.5f})
+    for (const float v : {t, std::nextafter(t, 0.0f), std::nextafter(t, 3.0f)}) {
+      vals.push_back(v * 0.25f);
+      vals.push_back(-v * 0.25f);
+    }
+  std::mt19937_64 rng(13);
+  std::normal_distribution<float> normal(0.0f, 0.3f);
+  while (vals.size() < 6 * 37) vals.push_back(normal(rng));
+  const Array<float, 2> w(Shape<2>{6, 37}, vals);
+  for (const auto rounding : {ternary::Rounding::half_to_even, ternary::Rounding::half_away_from_zero}) {
+    Array<std::int8_t, 2> codes(Shape<2>{6, 37});
+    ternary::ternarize(w.cview(), 0.25f, codes.view(), rounding);
+    const linattn::TensorView<const float, 2> wt(w.data(), {37, 6}, {1, 37});  // Wᵀ
+    Array<std::int8_t, 2> codes_t(Shape<2>{37, 6});
+    ternary::ternarize(wt, 0.25f, codes_t.view(), rounding);
+    for (index_t r = 0; r < 6; ++r)
+      for (index_t c = 0; c < 37; ++c) {
+        const float ref = std::clamp(ternary::round_with(rounding, w(r, c) * 4.0f), -1.0f, 1.0f);
+        CAPTURE(r, c, w(r, c));
+        CHECK(codes(r, c) == static_cast<std::int8_t>(ref));
+        CHECK(codes_t(c, r) == codes(r, c));
+      }
+  }
 }
 
 TEST_CASE("gamma accumulates in double: the correctly rounded mean", "[ternary]") {
