@@ -2,6 +2,11 @@
 // the shape that was expected and the shape that was given.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -47,6 +52,26 @@ void check_inner_contiguous(std::string_view where, std::string_view name, const
   if (t.stride(R - 1) != 1 && t.size(R - 1) > 1)
     fail(where, std::string(name) + " must have a contiguous last dimension (stride " +
                     std::to_string(t.stride(R - 1)) + " given)");
+}
+
+// Index of the first NaN or infinity in `x`, or -1. Branch-free over blocks so it vectorises
+// (an exponent of all ones is NaN or infinity); the exact index is found only on a hit. The
+// checkpoint reader checks every tensor with it, the weight quantiser every row.
+inline index_t first_non_finite(std::span<const float> x) {
+  constexpr std::size_t kBlock = 4096;
+  for (std::size_t b = 0; b < x.size(); b += kBlock) {
+    const std::size_t e = std::min(x.size(), b + kBlock);
+    std::uint32_t any = 0;
+    for (std::size_t i = b; i < e; ++i) {
+      std::uint32_t u;
+      std::memcpy(&u, &x[i], sizeof u);
+      any |= static_cast<std::uint32_t>((u & 0x7F800000u) == 0x7F800000u);
+    }
+    if (any)
+      for (std::size_t i = b; i < e; ++i)
+        if (!std::isfinite(x[i])) return static_cast<index_t>(i);
+  }
+  return -1;
 }
 
 }  // namespace linattn::detail

@@ -62,25 +62,6 @@ inline void drop_pages(std::span<const std::byte> bytes) {
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
-// Index of the first NaN or infinity in `x`, or -1. Branch-free over blocks so it vectorises
-// (an exponent of all ones is NaN or infinity); the exact index is found only on a hit.
-inline index_t first_non_finite(std::span<const float> x) {
-  constexpr std::size_t kBlock = 4096;
-  for (std::size_t b = 0; b < x.size(); b += kBlock) {
-    const std::size_t e = std::min(x.size(), b + kBlock);
-    std::uint32_t any = 0;
-    for (std::size_t i = b; i < e; ++i) {
-      std::uint32_t u;
-      std::memcpy(&u, &x[i], sizeof u);
-      any |= static_cast<std::uint32_t>((u & 0x7F800000u) == 0x7F800000u);
-    }
-    if (any)
-      for (std::size_t i = b; i < e; ++i)
-        if (!std::isfinite(x[i])) return static_cast<index_t>(i);
-  }
-  return -1;
-}
-
 }  // namespace detail
 
 class Checkpoint {
@@ -148,7 +129,7 @@ class Checkpoint {
     // A NaN or infinite weight makes every output garbage (or a sampling error far from the
     // cause); name the tensor instead. One streaming pass, fused into the first touch of the
     // pages that the model makes anyway.
-    if (const index_t bad = detail::first_non_finite(out.span()); bad >= 0)
+    if (const index_t bad = linattn::detail::first_non_finite(out.span()); bad >= 0)
       fail("tensor \"" + std::string(key) + "\" has a non-finite value (" + std::to_string(out.data[bad]) +
            ") at element " + std::to_string(bad));
     return out;
